@@ -1,0 +1,159 @@
+"""``frontdoor``: serve the API, migrate the database, issue local tokens, manage API clients."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+from app.clock import Clock
+from app.config import Settings, get_settings
+from app.security import Role
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="frontdoor", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the API (the embedded SQLite default migrates itself)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve.add_argument("--migrate", action="store_true",
+                       help="apply migrations before serving (always done for SQLite)")
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("--revision", default="head")
+
+    token = sub.add_parser("token", help="print a staff token for local use (not in production)")
+    token.add_argument("--role", required=True, choices=[r.value for r in Role])
+    token.add_argument("--queue", action="append", default=[], dest="queues",
+                       help="a queue id the user's team works (repeat for several)")
+    token.add_argument("--name", default=None, help="display name")
+    token.add_argument("--subject", default=None, help="user id (default: a new uuid)")
+
+    client = sub.add_parser("client", help="referring-system credentials")
+    client_sub = client.add_subparsers(dest="client_command", required=True)
+    create = client_sub.add_parser("create", help="create a client and print its API key once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--ods", required=True, help="the organisation's ODS code")
+    revoke = client_sub.add_parser("revoke", help="revoke a client's key")
+    revoke.add_argument("client_id")
+    client_sub.add_parser("list", help="list clients (never their keys)")
+
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    if args.command == "serve":
+        return _serve(settings, args.host, args.port, args.workers, args.migrate)
+    if args.command == "migrate":
+        from app.migrate import upgrade
+
+        upgrade(settings, args.revision)
+        print(f"migrated to {args.revision}", file=sys.stderr)
+        return 0
+    if args.command == "token":
+        return _token(settings, args)
+    if args.command == "client":
+        return asyncio.run(_client(settings, args))
+    parser.error("unknown command")
+    return 2
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int, migrate: bool) -> int:
+    import uvicorn
+
+    from app.logs import configure_logging
+    from app.migrate import upgrade
+
+    configure_logging(settings.log_level, settings.log_json)
+    if migrate or settings.is_sqlite:
+        upgrade(settings)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,  # we log by route template; uvicorn's line has the query string
+        log_config=None,
+        server_header=False,
+    )
+    return 0
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from app.security import issue_staff_token
+
+    if settings.is_production:
+        print("frontdoor token is for local use; production tokens come from the identity "
+              "provider", file=sys.stderr)
+        return 2
+    print(
+        issue_staff_token(
+            settings,
+            subject=args.subject or str(uuid.uuid4()),
+            role=Role(args.role),
+            queue_ids=args.queues,
+            name=args.name,
+            now=Clock().now(),
+        )
+    )
+    return 0
+
+
+async def _client(settings: Settings, args: argparse.Namespace) -> int:
+    from app.db import create_engine, create_session_factory
+    from app.models import ApiClient
+    from app.schemas.common import OdsCode
+    from app.security import generate_api_key
+
+    engine = create_engine(settings)
+    try:
+        async with create_session_factory(engine)() as session:
+            now = Clock().now()
+            if args.client_command == "create":
+                from pydantic import TypeAdapter, ValidationError
+
+                try:
+                    ods = TypeAdapter(OdsCode).validate_python(args.ods)
+                except ValidationError:
+                    print("--ods must be an ODS code (3-10 letters and digits)", file=sys.stderr)
+                    return 2
+                key = generate_api_key()
+                row = ApiClient(name=args.name, ods_code=ods, key_prefix=key.prefix,
+                                key_hash=key.key_hash, created_at=now)
+                session.add(row)
+                await session.commit()
+                print(f"client_id: {row.id}", file=sys.stderr)
+                print("Store this API key now; it is not shown again:", file=sys.stderr)
+                print(key.key)
+                return 0
+            if args.client_command == "revoke":
+                try:
+                    client_id = uuid.UUID(args.client_id)
+                except ValueError:
+                    print("client_id must be a uuid", file=sys.stderr)
+                    return 2
+                client = await session.get(ApiClient, client_id)
+                if client is None:
+                    print("no such client", file=sys.stderr)
+                    return 1
+                if client.revoked_at is None:
+                    client.revoked_at = now
+                    await session.commit()
+                print(f"revoked {client.id}", file=sys.stderr)
+                return 0
+            for client in await session.scalars(select(ApiClient).order_by(ApiClient.created_at)):
+                state = "revoked" if client.revoked_at else "active"
+                print(f"{client.id}\t{client.ods_code}\t{state}\t{client.name}")
+            return 0
+    finally:
+        await engine.dispose()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

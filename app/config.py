@@ -1,0 +1,102 @@
+"""Settings: one object, read from the environment (prefix ``FRONTDOOR_``; ``DATABASE_URL`` too)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The embedded default: a SQLite file under ./var, created and migrated on first run.
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/frontdoor.db"
+# Local-use secret for signing staff tokens; production mode refuses to start with it.
+INSECURE_DEV_JWT_SECRET = "frontdoor-dev-only-insecure-secret-change-me"  # noqa: S105
+
+
+def normalise_database_url(url: str) -> str:
+    """Pick the async driver for plain URLs (``postgresql://`` → asyncpg, ``sqlite://`` → aiosqlite)."""
+    for plain, async_form in (
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return async_form + url[len(plain) :]
+    return url
+
+
+class Settings(BaseSettings):
+    """Every setting the service reads. Defaults are the embedded, local-use ones."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FRONTDOOR_", extra="ignore", validate_by_name=True, validate_by_alias=True
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        validation_alias=AliasChoices("DATABASE_URL", "FRONTDOOR_DATABASE_URL"),
+    )
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    sql_echo: bool = False
+    # A deployment's own ruleset file; None uses the packaged default (Norfolk & Waveney).
+    ruleset_path: Path | None = None
+
+    # Staff tokens: HS256 with a shared secret (embedded default) or RS256 via a JWKS URL.
+    jwt_secret: SecretStr = SecretStr(INSECURE_DEV_JWT_SECRET)
+    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str = "frontdoor-local"
+    jwt_audience: str = "frontdoor"
+    jwt_lifetime_minutes: int = Field(default=8 * 60, ge=1, le=24 * 60)
+
+    # Idempotency keys are kept this long; a retry after that creates a new referral.
+    idempotency_key_ttl_hours: int = Field(default=72, ge=1, le=24 * 30)
+    # Largest request body accepted on any endpoint (bytes).
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=10 * 1024 * 1024)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+    cors_allow_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        return normalise_database_url(value)
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        if self.environment != "production":
+            return self
+        problems = []
+        if self.jwt_algorithm == "HS256":
+            secret = self.jwt_secret.get_secret_value()
+            if secret == INSECURE_DEV_JWT_SECRET or len(secret) < 32:
+                problems.append(
+                    "FRONTDOOR_JWT_SECRET must be set to a secret of at least 32 characters"
+                )
+        elif not self.jwt_jwks_url:
+            problems.append("FRONTDOOR_JWT_JWKS_URL is required with RS256")
+        if self.database_url == DEFAULT_DATABASE_URL:
+            problems.append("DATABASE_URL must be set explicitly in production")
+        if self.sql_echo:
+            problems.append("FRONTDOOR_SQL_ECHO must be off in production (it would log patient data)")
+        if problems:
+            raise ValueError("insecure production settings: " + "; ".join(problems))
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,81 @@
+"""Engine and session factory (built at startup), and the request-scoped session.
+
+One transaction per request: services ``flush()``; the session dependency commits *before* the
+response is sent (``scope="function"``), so a failed commit becomes an error response, never a
+``201`` for a referral that was not stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from starlette.requests import Request
+
+from app.config import Settings
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
+    """An async engine for the configured database, tuned per backend."""
+    url = make_url(settings.database_url)
+    kwargs: dict[str, Any] = {"echo": settings.sql_echo, "pool_pre_ping": False}
+    if url.get_backend_name() == "sqlite":
+        database = url.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    else:
+        kwargs["pool_size"] = settings.database_pool_size
+        kwargs["max_overflow"] = settings.database_pool_size
+    kwargs.update(overrides)
+    engine = create_async_engine(url, **kwargs)
+    if url.get_backend_name() == "sqlite":
+        configure_sqlite(engine)
+    return engine
+
+
+def configure_sqlite(engine: AsyncEngine) -> None:
+    """Make SQLite transactional in the way the service relies on.
+
+    pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; we emit BEGIN
+    IMMEDIATE ourselves so every transaction takes the write lock up front: concurrent requests
+    (claiming, idempotency) are serialised instead of failing with "database is locked" on upgrade.
+    WAL keeps readers of committed data unblocked.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session; commits when the endpoint returns, rolls back if it raised."""
+    factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
+    async with factory() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()

@@ -1,0 +1,103 @@
+"""Request dependencies, as ``Annotated`` aliases routers can use directly."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.clock import Clock
+from app.config import Settings
+from app.db import get_session
+from app.errors import Forbidden, Unauthenticated, UnsupportedMediaType
+from app.security import Actor, Role
+from app.triage import Ruleset
+
+# scope="function": the session's commit runs before the response is sent.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+_bearer = HTTPBearer(auto_error=False, description="Staff: OAuth2 bearer JWT")
+_api_key = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="Referring systems: client API key"
+)
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+def _ruleset(request: Request) -> Ruleset:
+    ruleset: Ruleset = request.app.state.ruleset
+    return ruleset
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+ClockDep = Annotated[Clock, Depends(_clock)]
+RulesetDep = Annotated[Ruleset, Depends(_ruleset)]
+
+
+async def current_actor(
+    request: Request,
+    session: SessionDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> Actor:
+    """A signed-in staff member or an authenticated referring system; anyone else is 401."""
+    if bearer is not None and api_key is not None:
+        raise Unauthenticated("Send either a bearer token or an API key, not both.")
+    if bearer is not None:
+        actor = request.app.state.token_verifier.verify(bearer.credentials)
+    elif api_key is not None:
+        actor = await request.app.state.api_key_verifier.verify(session, api_key)
+    else:
+        raise Unauthenticated(
+            "Sign in (bearer token) or send a client API key (X-API-Key).",
+            headers={"WWW-Authenticate": 'Bearer realm="frontdoor"'},
+        )
+    request.state.actor = actor
+    assert isinstance(actor, Actor)
+    return actor
+
+
+async def current_staff(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
+    if not actor.is_staff:
+        raise Forbidden("Only signed-in staff can do this.")
+    return actor
+
+
+ActorDep = Annotated[Actor, Depends(current_actor)]
+StaffDep = Annotated[Actor, Depends(current_staff)]
+
+
+def require_roles(*roles: Role) -> object:
+    """A dependency that admits staff holding one of ``roles``."""
+
+    async def _check(actor: StaffDep) -> Actor:
+        if actor.role not in roles:
+            raise Forbidden("Your role does not allow this.")
+        return actor
+
+    return Depends(_check)
+
+
+def require_json(request: Request) -> None:
+    """JSON bodies only: anything else is a 415 rather than a confusing validation error."""
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType(
+            "Send the request body as JSON (Content-Type: application/json).",
+            errors=[{"field": "header:Content-Type", "message": "must be application/json",
+                     "type": "unsupported_media_type"}],
+        )
+
+
+JsonBody = Depends(require_json)

@@ -1,0 +1,84 @@
+"""The application factory: ``create_app()`` wires settings, database, ruleset and routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app import __version__
+from app.clock import Clock
+from app.config import Settings, get_settings
+from app.db import create_engine, create_session_factory
+from app.errors import install_error_handlers
+from app.logs import configure_logging
+from app.middleware import RequestContextMiddleware
+from app.migrate import head_revision
+from app.routers import directory, health, persons, referrals, self_referrals
+from app.security import ApiKeyVerifier, StaffTokenVerifier
+from app.services.directory import sync_directory
+from app.triage import load_ruleset
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    """Build the ASGI app. The engine is created at start-up (lifespan), not at import."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    # An invalid ruleset stops the service here, with the bad key named.
+    ruleset = load_ruleset(settings.ruleset_path)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Tests may hand in their own engine and session factory; we dispose only our own.
+        owned = getattr(app.state, "engine", None) is None
+        engine = create_engine(settings) if owned else app.state.engine
+        app.state.engine = engine
+        if getattr(app.state, "session_factory", None) is None:
+            app.state.session_factory = create_session_factory(engine)
+        async with app.state.session_factory() as session:
+            await sync_directory(session, ruleset, app.state.clock.now())
+            await session.commit()
+        log.info("startup", ruleset_version=ruleset.version, database=engine.dialect.name)
+        try:
+            yield
+        finally:
+            if owned:
+                await engine.dispose()
+
+    app = FastAPI(
+        title="Front Door",
+        version=__version__,
+        summary="Single point of access for children and young people's mental health services",
+        lifespan=lifespan,
+        docs_url=None if settings.is_production else "/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.ruleset = ruleset
+    app.state.clock = clock or Clock()
+    app.state.token_verifier = StaffTokenVerifier(settings)
+    app.state.api_key_verifier = ApiKeyVerifier()
+    app.state.migration_head = head_revision()
+
+    install_error_handlers(app)
+    for module in (health, referrals, self_referrals, persons, directory):
+        app.include_router(module.router)
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match",
+                           "X-API-Key"],
+        )
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        hsts=settings.is_production,
+    )
+    return app

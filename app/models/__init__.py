@@ -1,0 +1,20 @@
+"""SQLAlchemy ORM models, one module per aggregate. Importing this package registers them all."""
+
+from app.models.base import Base
+from app.models.case import Case, CaseEvent
+from app.models.directory import Queue, RulesetRecord
+from app.models.person import Person
+from app.models.referral import ApiClient, IdempotencyKey, Referral, TriageDecision
+
+__all__ = [
+    "ApiClient",
+    "Base",
+    "Case",
+    "CaseEvent",
+    "IdempotencyKey",
+    "Person",
+    "Queue",
+    "Referral",
+    "RulesetRecord",
+    "TriageDecision",
+]

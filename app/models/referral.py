@@ -1,0 +1,106 @@
+"""Referrals as received, the triage decision made on each, and idempotency keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, new_id
+
+CHANNELS = ("phone", "drop_in", "system", "web")
+DISPOSITIONS = ("case_opened", "joined_case", "signposted")
+
+
+class Referral(Base):
+    """One contact with the front door. The raw payload is kept exactly as received."""
+
+    __tablename__ = "referrals"
+    __table_args__ = (
+        CheckConstraint(
+            "channel IN (" + ", ".join(f"'{c}'" for c in CHANNELS) + ")", name="channel_known"
+        ),
+        CheckConstraint(
+            "disposition IN (" + ", ".join(f"'{d}'" for d in DISPOSITIONS) + ")",
+            name="disposition_known",
+        ),
+        CheckConstraint(
+            "(disposition = 'signposted') = (case_id IS NULL)", name="case_unless_signposted"
+        ),
+        Index("ix_referrals_person_received", "person_id", "received_at"),
+        Index("ix_referrals_client_received", "submitted_by_client_id", "received_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"))
+    case_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    site_id: Mapped[str | None] = mapped_column(String(64))
+    referrer_type: Mapped[str] = mapped_column(String(32))
+    request: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime]
+    disposition: Mapped[str] = mapped_column(String(16))
+    # Who submitted it: a staff user, a referring system (client) or the public form.
+    submitted_by_kind: Mapped[str] = mapped_column(String(16))
+    submitted_by_id: Mapped[str | None] = mapped_column(String(128))
+    submitted_by_client_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_clients.id"))
+    # The request exactly as received, and the validated, normalised form of it.
+    raw_payload: Mapped[dict[str, Any]]
+    normalised: Mapped[dict[str, Any]]
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class TriageDecision(Base):
+    """The decision made on a referral: inputs, ruleset version and outcome. Never updated."""
+
+    __tablename__ = "triage_decisions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"), unique=True)
+    ruleset_version: Mapped[str] = mapped_column(ForeignKey("rulesets.version"))
+    input_snapshot: Mapped[dict[str, Any]]
+    output: Mapped[dict[str, Any]]
+    eligibility_outcome: Mapped[str] = mapped_column(String(16))
+    urgency_code: Mapped[str] = mapped_column(String(1))
+    thrive_grouping: Mapped[str] = mapped_column(String(32))
+    route_kind: Mapped[str] = mapped_column(String(32))
+    queue_id: Mapped[str | None] = mapped_column(ForeignKey("queues.id"))
+    respond_by_at: Mapped[datetime | None]
+    decided_at: Mapped[datetime]
+
+
+class IdempotencyKey(Base):
+    """A submitter's key for one referral, kept for ``idempotency_key_ttl_hours``."""
+
+    __tablename__ = "idempotency_keys"
+
+    # The submitter (client id or staff subject): keys are only unique per submitter.
+    scope: Mapped[str] = mapped_column(String(160), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    # Deferred: the key is reserved before the referral row exists (same transaction).
+    referral_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("referrals.id", deferrable=True, initially="DEFERRED")
+    )
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ApiClient(Base):
+    """A referring system (GP practice, CAMHS, school). Only an argon2 hash of its key is kept."""
+
+    __tablename__ = "api_clients"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    ods_code: Mapped[str] = mapped_column(String(16), index=True)
+    # The key's public prefix, to find its row without trying every hash.
+    key_prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]

@@ -1,0 +1,79 @@
+"""Staff person search: find someone already known, with their referrals."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from app.deps import SessionDep, StaffDep
+from app.errors import Unprocessable
+from app.models import Case, Referral, TriageDecision
+from app.presenters import referral_status
+from app.responses import errors_for
+from app.schemas.common import Name, NhsNumber, Postcode
+from app.schemas.person import PersonRead, PersonReferralSummary, PersonSearchRead
+from app.services.persons import search_persons
+
+router = APIRouter(prefix="/v1", tags=["persons"])
+
+
+@router.get(
+    "/persons",
+    response_model=PersonSearchRead,
+    responses=errors_for(401, 403, 422),
+    summary="Find people by NHS number, or by family name and date of birth (+ postcode)",
+)
+async def find_persons(
+    session: SessionDep,
+    actor: StaffDep,
+    nhs_number: Annotated[NhsNumber | None, Query()] = None,
+    family_name: Annotated[Name | None, Query()] = None,
+    given_name: Annotated[Name | None, Query()] = None,
+    date_of_birth: Annotated[date | None, Query()] = None,
+    postcode: Annotated[Postcode | None, Query()] = None,
+) -> PersonSearchRead:
+    if not nhs_number and not (family_name and date_of_birth):
+        missing = "family_name" if not family_name else "date_of_birth"
+        raise Unprocessable(
+            "Search by nhs_number, or by family_name and date_of_birth.", field=f"query:{missing}"
+        )
+    found = await search_persons(
+        session, nhs_number=nhs_number, family_name=family_name, given_name=given_name,
+        date_of_birth=date_of_birth, postcode=postcode,
+    )
+    if not found:
+        return PersonSearchRead(matches=[])
+    ids = [m.person.id for m in found]
+    rows = (
+        await session.execute(
+            select(Referral, TriageDecision, Case)
+            .join(TriageDecision, TriageDecision.referral_id == Referral.id)
+            .outerjoin(Case, Case.id == Referral.case_id)
+            .where(Referral.person_id.in_(ids))
+            .order_by(Referral.received_at.desc())
+        )
+    ).all()
+    by_person: dict[object, list[PersonReferralSummary]] = {pid: [] for pid in ids}
+    for referral, decision, case in rows:
+        by_person[referral.person_id].append(
+            PersonReferralSummary(
+                id=referral.id, reference=referral.reference, channel=referral.channel,
+                received_at=referral.received_at, status=referral_status(referral, case),
+                urgency_code=decision.urgency_code, route_kind=decision.route_kind,
+                queue_id=case.queue_id if case else None, case_id=referral.case_id,
+            )
+        )
+    return PersonSearchRead(
+        matches=[
+            PersonRead(
+                id=m.person.id, nhs_number=m.person.nhs_number, given_name=m.person.given_name,
+                family_name=m.person.family_name, date_of_birth=m.person.date_of_birth,
+                postcode=m.person.postcode, send=m.person.send, looked_after=m.person.looked_after,
+                match=m.match, matched_on=list(m.matched_on), referrals=by_person[m.person.id],
+            )
+            for m in found
+        ]
+    )

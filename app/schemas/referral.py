@@ -1,0 +1,268 @@
+"""Request and response bodies for intake (``/v1/referrals``, ``/v1/self-referrals``, triage preview).
+
+Intake channels are one discriminated union keyed on ``channel``; each maps to the same
+``ReferralFacts`` for the triage engine. Every model forbids unknown fields, so clients cannot
+set server-owned fields (status, urgency, queue, key worker) through a body.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from app.schemas.common import (
+    AGENCIES_MAX_ITEMS,
+    EARLIEST_DATE_OF_BIRTH,
+    NEEDS_MAX_ITEMS,
+    Email,
+    Name,
+    NhsNumber,
+    Need,
+    OdsCode,
+    Organisation,
+    Phone,
+    Postcode,
+    ReasonText,
+)
+from app.triage.facts import (
+    AmhsThreshold,
+    CamhsStatus,
+    HarmToOthers,
+    ReferrerType,
+    RequestKind,
+    SelfHarm,
+    SettingPreference,
+    Suicidal,
+)
+
+LONDON = ZoneInfo("Europe/London")
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReferrerIn(StrictModel):
+    type: ReferrerType
+    name: Name | None = None
+    organisation: Organisation | None = None
+    ods_code: OdsCode | None = None
+    phone: Phone | None = None
+    email: Email | None = None
+
+
+class PersonIn(StrictModel):
+    nhs_number: NhsNumber | None = Field(
+        default=None, description="10 digits with a valid Modulus 11 check digit"
+    )
+    given_name: Name | None = None
+    family_name: Name | None = None
+    date_of_birth: date | None = None
+    postcode: Postcode | None = None
+    phone: Phone | None = None
+    email: Email | None = None
+    send: bool = Field(default=False, description="special educational needs and disability")
+    looked_after: bool = Field(default=False, description="looked-after or adopted child")
+
+    @field_validator("date_of_birth")
+    @classmethod
+    def _plausible_date_of_birth(cls, value: date | None) -> date | None:
+        if value is None:
+            return None
+        if value > datetime.now(LONDON).date():
+            raise ValueError("date of birth is in the future")
+        if value < EARLIEST_DATE_OF_BIRTH:
+            raise ValueError("date of birth is before 1900")
+        return value
+
+
+class CamhsIn(StrictModel):
+    status: CamhsStatus = CamhsStatus.UNKNOWN
+    transition_planned: bool = False
+
+
+class RiskIn(StrictModel):
+    immediate_danger: bool = False
+    suicidal: Suicidal = Suicidal.NONE
+    self_harm: SelfHarm = SelfHarm.NONE
+    harm_to_others: HarmToOthers = HarmToOthers.NONE
+    safeguarding_concern: bool = False
+    supported: bool | None = Field(
+        default=None, description="capable support around them; null when unknown"
+    )
+
+
+class PreferencesIn(StrictModel):
+    setting: SettingPreference | None = None
+
+
+class GillickIn(StrictModel):
+    """A Gillick competence judgement for an under-16 (recorded, never a gate)."""
+
+    assessed_by: Name
+    assessed_on: date
+    outcome: Literal["competent", "not_competent"]
+
+
+class ConsentIn(StrictModel):
+    to_referral: bool | None = None
+    to_share: bool | None = None
+    share_with: list[Organisation] = Field(default_factory=list, max_length=AGENCIES_MAX_ITEMS)
+    parent_carer_aware: bool | None = None
+    gillick: GillickIn | None = None
+
+
+class _ReferralBody(StrictModel):
+    referrer: ReferrerIn
+    person: PersonIn = Field(default_factory=PersonIn)
+    camhs: CamhsIn = Field(default_factory=CamhsIn)
+    amhs_threshold: AmhsThreshold = AmhsThreshold.UNKNOWN
+    request: RequestKind = RequestKind.HELP
+    needs: list[Need] = Field(default_factory=list, max_length=NEEDS_MAX_ITEMS)
+    reason: ReasonText | None = None
+    risk: RiskIn = Field(default_factory=RiskIn)
+    preferences: PreferencesIn = Field(default_factory=PreferencesIn)
+    consent: ConsentIn = Field(default_factory=ConsentIn)
+
+
+class PhoneReferralCreate(_ReferralBody):
+    channel: Literal["phone"]
+
+
+class DropInReferralCreate(_ReferralBody):
+    channel: Literal["drop_in"]
+    site_id: str = Field(
+        min_length=1, max_length=64, description="the queue id of the site walked into"
+    )
+
+
+class SystemReferralCreate(_ReferralBody):
+    channel: Literal["system"]
+
+    @model_validator(mode="after")
+    def _professional_referrer(self) -> SystemReferralCreate:
+        if self.referrer.type in (ReferrerType.SELF, ReferrerType.PARENT_CARER):
+            raise ValueError("a system referral's referrer.type must be a professional")
+        return self
+
+
+ReferralCreate = Annotated[
+    PhoneReferralCreate | DropInReferralCreate | SystemReferralCreate,
+    Field(discriminator="channel"),
+]
+
+
+class SelfReferrerIn(StrictModel):
+    type: Literal["self", "parent_carer"] = "self"
+    name: Name | None = None
+    phone: Phone | None = None
+    email: Email | None = None
+
+
+class SelfReferralCreate(StrictModel):
+    """The public form's body: the young person or a parent/carer; channel ``web``."""
+
+    referrer: SelfReferrerIn = Field(default_factory=SelfReferrerIn)
+    person: PersonIn = Field(default_factory=PersonIn)
+    camhs: CamhsIn = Field(default_factory=CamhsIn)
+    amhs_threshold: AmhsThreshold = AmhsThreshold.UNKNOWN
+    request: RequestKind = RequestKind.HELP
+    needs: list[Need] = Field(default_factory=list, max_length=NEEDS_MAX_ITEMS)
+    reason: ReasonText | None = None
+    risk: RiskIn = Field(default_factory=RiskIn)
+    preferences: PreferencesIn = Field(default_factory=PreferencesIn)
+    consent: ConsentIn = Field(default_factory=ConsentIn)
+    # Honeypot: hidden from people on the form; bots fill it in.
+    website: str | None = Field(default=None, max_length=200, description="leave empty")
+
+
+AnyReferralCreate = PhoneReferralCreate | DropInReferralCreate | SystemReferralCreate | SelfReferralCreate
+
+
+# Responses ---------------------------------------------------------------------------------
+
+
+class ReasonRead(BaseModel):
+    rule: str
+    detail: str
+
+
+class EligibilityRead(BaseModel):
+    outcome: Literal["eligible", "ineligible", "clinical_review"]
+    reasons: list[ReasonRead]
+    transition_support: bool = False
+
+
+class UrgencyRead(BaseModel):
+    code: Literal["A", "B", "C", "D", "E", "F", "G"]
+    respond_by_at: datetime | None
+    respond_within_hours: float | None = None
+    flags: list[str]
+
+
+class RouteRead(BaseModel):
+    kind: Literal[
+        "crisis", "duty", "community_base", "one_stop_shop", "looked_after", "access_hub",
+        "signpost",
+    ]
+    queue_id: str | None
+    queue_name: str | None
+    rule: str | None = None
+
+
+class FiredRuleRead(BaseModel):
+    stage: str
+    rule: str
+    inputs: dict[str, Any]
+    outcome: str
+    reason: str
+
+
+class DecisionRead(BaseModel):
+    ruleset_version: str
+    eligibility: EligibilityRead
+    urgency: UrgencyRead
+    thrive_grouping: Literal[
+        "getting_advice", "getting_help", "getting_more_help", "getting_risk_support"
+    ]
+    route: RouteRead
+    rules_fired: list[FiredRuleRead] = Field(default_factory=list)
+
+
+class ReferralRead(BaseModel):
+    id: uuid.UUID
+    reference: str
+    person_id: uuid.UUID
+    channel: Literal["phone", "drop_in", "system", "web"]
+    received_at: datetime
+    status: str = Field(
+        description="signposted, or the status of the case that holds the referral"
+    )
+    decision: DecisionRead
+    case_id: uuid.UUID | None
+
+
+class CrisisContact(BaseModel):
+    name: str
+    how: str
+    when: str | None = None
+
+
+class CrisisBlock(BaseModel):
+    message: str
+    contacts: list[CrisisContact]
+
+
+class SelfReferralRead(BaseModel):
+    reference: str
+    received_at: datetime
+    next_steps: str
+    crisis: CrisisBlock | None = None
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,1 @@
+"""Use cases. Services flush; the request's session commits once, before the response."""

@@ -1,0 +1,323 @@
+"""Intake: every channel's referral becomes one durable record with its triage decision.
+
+A referral is stored with its raw payload, its normalised form, the decision (input snapshot
+and ruleset version) and, unless signposted, a case in the routed queue. A person who already
+has an open case has the referral joined to it (episodic care), never a duplicate case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+import structlog
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import IdempotencyKeyReused, Unprocessable
+from app.models import Case, IdempotencyKey, Person, Referral, TriageDecision
+from app.schemas.referral import AnyReferralCreate, DropInReferralCreate, SelfReferralCreate
+from app.security import Actor
+from app.services import case_events
+from app.triage import Decision, ReferralFacts, RiskAnswers, Ruleset, evaluate
+from app.triage.decision import URGENCY_RANK, RouteKind
+from app.triage.facts import Channel, ReferrerType, SettingPreference
+
+log = structlog.get_logger(__name__)
+
+# Crockford's base32 without I, L, O, U: easy to read aloud on the phone.
+REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+REFERENCE_PREFIX = "FD"
+
+
+def new_reference() -> str:
+    chars = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(8))
+    return f"{REFERENCE_PREFIX}-{chars[:4]}-{chars[4:]}"
+
+
+def channel_of(body: AnyReferralCreate) -> Channel:
+    if isinstance(body, SelfReferralCreate):
+        return Channel.WEB
+    return Channel(body.channel)
+
+
+def facts_from(body: AnyReferralCreate, received_at: datetime) -> ReferralFacts:
+    """Map any channel's body to the one set of facts the triage engine reads."""
+    risk = body.risk
+    preference = body.preferences.setting
+    return ReferralFacts(
+        received_at=received_at,
+        channel=channel_of(body),
+        referrer_type=ReferrerType(body.referrer.type),
+        date_of_birth=body.person.date_of_birth,
+        postcode=body.person.postcode,
+        site_id=body.site_id if isinstance(body, DropInReferralCreate) else None,
+        camhs_status=body.camhs.status,
+        camhs_transition_planned=body.camhs.transition_planned,
+        amhs_threshold=body.amhs_threshold,
+        send=body.person.send,
+        looked_after=body.person.looked_after,
+        request=body.request,
+        risk=RiskAnswers(
+            immediate_danger=risk.immediate_danger,
+            suicidal=risk.suicidal,
+            self_harm=risk.self_harm,
+            harm_to_others=risk.harm_to_others,
+            safeguarding_concern=risk.safeguarding_concern,
+            supported=risk.supported,
+        ),
+        setting_preference=SettingPreference(preference) if preference else None,
+    )
+
+
+def facts_snapshot(facts: ReferralFacts) -> dict[str, Any]:
+    """The facts as JSON-ready data, stored with the decision they produced."""
+    data: dict[str, Any] = orjson.loads(orjson.dumps(asdict(facts)))
+    return data
+
+
+def request_fingerprint(body: AnyReferralCreate) -> str:
+    """SHA-256 of the validated body: the same request in any key order or spacing matches."""
+    canonical = orjson.dumps(
+        body.model_dump(mode="json", exclude={"website"} if isinstance(body, SelfReferralCreate)
+                        else None),
+        option=orjson.OPT_SORT_KEYS,
+    )
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def check_site(body: AnyReferralCreate, ruleset: Ruleset) -> None:
+    """A drop-in names the site walked into: it must be a Community Base or One Stop Shop."""
+    if isinstance(body, DropInReferralCreate):
+        queue = ruleset.queue(body.site_id)
+        if queue is None or queue.kind not in ("community_base", "one_stop_shop"):
+            raise Unprocessable(
+                "site_id is not a Community Base or One Stop Shop in the service directory",
+                field="site_id",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    referral: Referral
+    decision: TriageDecision
+    case: Case | None
+    replayed: bool = False
+
+
+async def submit_referral(
+    session: AsyncSession,
+    *,
+    body: AnyReferralCreate,
+    raw_payload: dict[str, Any],
+    actor: Actor,
+    ruleset: Ruleset,
+    now: datetime,
+    idempotency_key: str | None = None,
+    idempotency_ttl: timedelta = timedelta(hours=72),
+) -> IntakeResult:
+    """Record a referral, decide on it and route it, in the caller's transaction."""
+    check_site(body, ruleset)
+    referral_id = uuid.uuid4()
+    if idempotency_key is not None:
+        fingerprint = request_fingerprint(body)
+        earlier = await _claim_idempotency_key(
+            session, actor.idempotency_scope, idempotency_key, fingerprint, referral_id, now,
+            idempotency_ttl,
+        )
+        if earlier is not None:
+            return earlier
+
+    facts = facts_from(body, now)
+    decision = evaluate(facts, ruleset)
+    person = await _person_for(session, body, now)
+    case, disposition = await _open_or_join_case(session, person, decision, referral_id, now)
+
+    referral = Referral(
+        id=referral_id,
+        reference=new_reference(),
+        person_id=person.id,
+        case_id=case.id if case else None,
+        channel=facts.channel.value,
+        site_id=facts.site_id,
+        referrer_type=facts.referrer_type.value,
+        request=facts.request.value,
+        received_at=now,
+        disposition=disposition,
+        submitted_by_kind=actor.kind,
+        submitted_by_id=actor.id,
+        submitted_by_client_id=actor.client_id,
+        raw_payload=raw_payload,
+        normalised=body.model_dump(mode="json"),
+        reason=body.reason,
+        created_at=now,
+    )
+    decision_row = TriageDecision(
+        referral_id=referral_id,
+        ruleset_version=decision.ruleset_version,
+        input_snapshot=facts_snapshot(facts),
+        output=decision.to_dict(),
+        eligibility_outcome=decision.eligibility.outcome.value,
+        urgency_code=decision.urgency.code.value,
+        thrive_grouping=decision.thrive_grouping.value,
+        route_kind=decision.route.kind.value,
+        queue_id=decision.route.queue_id,
+        respond_by_at=decision.urgency.respond_by_at,
+        decided_at=now,
+    )
+    session.add_all([referral, decision_row])
+    await session.flush()
+    if case is not None:
+        await case_events.record_referral(
+            session, case, referral, decision, joined=disposition == "joined_case", now=now
+        )
+    log.info(
+        "referral_received",
+        referral_id=str(referral.id),
+        person_id=str(person.id),
+        case_id=str(case.id) if case else None,
+        channel=referral.channel,
+        urgency=decision.urgency.code.value,
+        route=decision.route.kind.value,
+        disposition=disposition,
+    )
+    return IntakeResult(referral=referral, decision=decision_row, case=case)
+
+
+async def _person_for(session: AsyncSession, body: AnyReferralCreate, now: datetime) -> Person:
+    from app.services.persons import find_or_create_person
+
+    return await find_or_create_person(session, body.person, now)
+
+
+async def _claim_idempotency_key(
+    session: AsyncSession,
+    scope: str,
+    key: str,
+    fingerprint: str,
+    referral_id: uuid.UUID,
+    now: datetime,
+    ttl: timedelta,
+) -> IntakeResult | None:
+    """Reserve the key for this request, or return the referral an earlier request made.
+
+    The key row is inserted first, inside the request's transaction: a concurrent request with
+    the same key blocks on the primary key until this one commits, then finds its referral.
+    """
+    existing = await session.get(IdempotencyKey, (scope, key))
+    if existing is not None and existing.expires_at <= now:
+        await session.execute(
+            delete(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+        )
+        existing = None
+    if existing is None:
+        try:
+            async with session.begin_nested():
+                session.add(
+                    IdempotencyKey(
+                        scope=scope, key=key, request_hash=fingerprint, referral_id=referral_id,
+                        created_at=now, expires_at=now + ttl,
+                    )
+                )
+                await session.flush()
+            return None
+        except IntegrityError:
+            existing = await session.get(IdempotencyKey, (scope, key), populate_existing=True)
+            if existing is None:
+                raise
+    if existing.request_hash != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used with a different request body. "
+            "Use a new key for a new referral.",
+            errors=[{"field": "header:Idempotency-Key", "message": "reused with a different body",
+                     "type": "idempotency_key_reused"}],
+        )
+    referral = await session.get(Referral, existing.referral_id)
+    decision = await session.scalar(
+        select(TriageDecision).where(TriageDecision.referral_id == existing.referral_id)
+    )
+    if referral is None or decision is None:
+        raise RuntimeError("idempotency key points at a missing referral")
+    case = await session.get(Case, referral.case_id) if referral.case_id else None
+    return IntakeResult(referral=referral, decision=decision, case=case, replayed=True)
+
+
+async def _open_or_join_case(
+    session: AsyncSession,
+    person: Person,
+    decision: Decision,
+    referral_id: uuid.UUID,
+    now: datetime,
+) -> tuple[Case | None, str]:
+    """Join the person's open case if they have one; else open a case unless signposted."""
+    open_case = await _open_case_for_update(session, person)
+    if open_case is not None:
+        _raise_urgency(open_case, decision, now)
+        return open_case, "joined_case"
+    if decision.route.kind is RouteKind.SIGNPOST or decision.route.queue_id is None:
+        return None, "signposted"
+    case = Case(
+        person_id=person.id,
+        queue_id=decision.route.queue_id,
+        status="waiting",
+        urgency_code=decision.urgency.code.value,
+        urgency_rank=URGENCY_RANK[decision.urgency.code],
+        received_at=now,
+        respond_by_at=decision.urgency.respond_by_at,
+        thrive_grouping_proposed=decision.thrive_grouping.value,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(case)
+            await session.flush()
+    except IntegrityError:
+        # Another referral for the same person opened a case a moment ago: join that one.
+        open_case = await _open_case_for_update(session, person)
+        if open_case is None:
+            raise
+        _raise_urgency(open_case, decision, now)
+        return open_case, "joined_case"
+    return case, "case_opened"
+
+
+async def _open_case_for_update(session: AsyncSession, person: Person) -> Case | None:
+    return await session.scalar(
+        select(Case)
+        .where(Case.person_id == person.id, Case.status != "closed")
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def _raise_urgency(case: Case, decision: Decision, now: datetime) -> None:
+    """A new referral can make an open case more urgent, never less.
+
+    An unallocated case moves to the new route's queue when it is more urgent (e.g. to crisis);
+    an allocated case stays with its key worker ("no referring on"), who sees the raised urgency.
+    """
+    new_rank = URGENCY_RANK[decision.urgency.code]
+    new_respond_by = decision.urgency.respond_by_at
+    changed = False
+    if new_rank < case.urgency_rank:
+        case.urgency_rank = new_rank
+        case.urgency_code = decision.urgency.code.value
+        changed = True
+        if case.status == "waiting" and decision.route.queue_id is not None:
+            case.queue_id = decision.route.queue_id
+    if new_respond_by is not None and case.first_contact_at is None and (
+        case.respond_by_at is None or new_respond_by < case.respond_by_at
+    ):
+        case.respond_by_at = new_respond_by
+        changed = True
+    if changed:
+        case.version += 1
+        case.updated_at = now
