@@ -19,20 +19,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="frontdoor", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="serve the API (the embedded SQLite default migrates itself)")
+    serve = sub.add_parser(
+        "serve", help="serve the API (the embedded SQLite default migrates itself)"
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="worker processes")
-    serve.add_argument("--migrate", action="store_true",
-                       help="apply migrations before serving (always done for SQLite)")
+    serve.add_argument(
+        "--migrate",
+        action="store_true",
+        help="apply migrations before serving (always done for SQLite)",
+    )
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("--revision", default="head")
 
     token = sub.add_parser("token", help="print a staff token for local use (not in production)")
     token.add_argument("--role", required=True, choices=[r.value for r in Role])
-    token.add_argument("--queue", action="append", default=[], dest="queues",
-                       help="a queue id the user's team works (repeat for several)")
+    token.add_argument(
+        "--queue",
+        action="append",
+        default=[],
+        dest="queues",
+        help="a queue id the user's team works (repeat for several)",
+    )
     token.add_argument("--name", default=None, help="display name")
     token.add_argument("--subject", default=None, help="user id (default: a new uuid)")
 
@@ -89,8 +99,10 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     from app.security import issue_staff_token
 
     if settings.is_production:
-        print("frontdoor token is for local use; production tokens come from the identity "
-              "provider", file=sys.stderr)
+        print(
+            "frontdoor token is for local use; production tokens come from the identity provider",
+            file=sys.stderr,
+        )
         return 2
     print(
         issue_staff_token(
@@ -124,8 +136,13 @@ async def _client(settings: Settings, args: argparse.Namespace) -> int:
                     print("--ods must be an ODS code (3-10 letters and digits)", file=sys.stderr)
                     return 2
                 key = generate_api_key()
-                row = ApiClient(name=args.name, ods_code=ods, key_prefix=key.prefix,
-                                key_hash=key.key_hash, created_at=now)
+                row = ApiClient(
+                    name=args.name,
+                    ods_code=ods,
+                    key_prefix=key.prefix,
+                    key_hash=key.key_hash,
+                    created_at=now,
+                )
                 session.add(row)
                 await session.commit()
                 print(f"client_id: {row.id}", file=sys.stderr)

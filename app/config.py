@@ -16,7 +16,7 @@ INSECURE_DEV_JWT_SECRET = "frontdoor-dev-only-insecure-secret-change-me"  # noqa
 
 
 def normalise_database_url(url: str) -> str:
-    """Pick the async driver for plain URLs (``postgresql://`` → asyncpg, ``sqlite://`` → aiosqlite)."""
+    """Pick the async driver for plain URLs: postgresql:// → asyncpg, sqlite:// → aiosqlite."""
     for plain, async_form in (
         ("postgres://", "postgresql+asyncpg://"),
         ("postgresql://", "postgresql+asyncpg://"),
@@ -82,7 +82,9 @@ class Settings(BaseSettings):
         if self.database_url == DEFAULT_DATABASE_URL:
             problems.append("DATABASE_URL must be set explicitly in production")
         if self.sql_echo:
-            problems.append("FRONTDOOR_SQL_ECHO must be off in production (it would log patient data)")
+            problems.append(
+                "FRONTDOOR_SQL_ECHO must be off in production (it would log patient data)"
+            )
         if problems:
             raise ValueError("insecure production settings: " + "; ".join(problems))
         return self

@@ -8,10 +8,16 @@ from app.triage.decision import RouteKind, UrgencyCode
 URGENT_CODES = frozenset({UrgencyCode.A, UrgencyCode.B, UrgencyCode.C})
 
 CRISIS_CONTACTS: tuple[CrisisContact, ...] = (
-    CrisisContact(name="Emergency services", how="Call 999",
-                  when="If you are in danger now or have hurt yourself badly"),
-    CrisisContact(name="NHS 111", how="Call 111 and choose the mental health option",
-                  when="Any time, day or night"),
+    CrisisContact(
+        name="Emergency services",
+        how="Call 999",
+        when="If you are in danger now or have hurt yourself badly",
+    ),
+    CrisisContact(
+        name="NHS 111",
+        how="Call 111 and choose the mental health option",
+        when="Any time, day or night",
+    ),
     CrisisContact(name="Shout", how="Text SHOUT to 85258", when="Any time, free text support"),
     CrisisContact(name="Samaritans", how="Call 116 123", when="Any time, free"),
     CrisisContact(name="Childline", how="Call 0800 1111", when="If you are under 19"),
@@ -60,8 +66,7 @@ def next_steps(code: UrgencyCode, route: RouteKind, reference: str) -> str:
         )
     if code is UrgencyCode.G:
         return (
-            "Our access team will be in touch within 7 days with advice and information. "
-            f"{quote}"
+            f"Our access team will be in touch within 7 days with advice and information. {quote}"
         )
     return (
         "Thank you for reaching out. A member of our team will contact you within 4 weeks, "

@@ -95,8 +95,13 @@ def require_json(request: Request) -> None:
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType(
             "Send the request body as JSON (Content-Type: application/json).",
-            errors=[{"field": "header:Content-Type", "message": "must be application/json",
-                     "type": "unsupported_media_type"}],
+            errors=[
+                {
+                    "field": "header:Content-Type",
+                    "message": "must be application/json",
+                    "type": "unsupported_media_type",
+                }
+            ],
         )
 
 

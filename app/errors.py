@@ -189,31 +189,64 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(FrontDoorError)
     async def _frontdoor_error(request: Request, exc: FrontDoorError) -> JSONResponse:
-        return problem(request, status=exc.status_code, type_=exc.type, title=exc.title,
-                       detail=exc.detail, errors=exc.errors, headers=exc.headers, extra=exc.extra)
+        return problem(
+            request,
+            status=exc.status_code,
+            type_=exc.type,
+            title=exc.title,
+            detail=exc.detail,
+            errors=exc.errors,
+            headers=exc.headers,
+            extra=exc.extra,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = validation_errors(exc)
         if any(e["type"] == "json_invalid" for e in errors):
-            return problem(request, status=400, type_="malformed_json", title="Malformed JSON",
-                           detail="The request body is not valid JSON.",
-                           errors=[{"field": "body", "message": "Malformed JSON",
-                                    "type": "json_invalid"}])
+            return problem(
+                request,
+                status=400,
+                type_="malformed_json",
+                title="Malformed JSON",
+                detail="The request body is not valid JSON.",
+                errors=[{"field": "body", "message": "Malformed JSON", "type": "json_invalid"}],
+            )
         fields = ", ".join(sorted({e["field"] for e in errors}))
-        return problem(request, status=422, type_="validation_error", title="Invalid request",
-                       detail=f"Invalid or missing fields: {fields}", errors=errors)
+        return problem(
+            request,
+            status=422,
+            type_="validation_error",
+            title="Invalid request",
+            detail=f"Invalid or missing fields: {fields}",
+            errors=errors,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        type_ = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated",
-                 403: "forbidden"}.get(exc.status_code, "http_error")
-        return problem(request, status=exc.status_code, type_=type_, title=str(exc.detail),
-                       detail=str(exc.detail), headers=getattr(exc, "headers", None))
+        type_ = {
+            404: "not_found",
+            405: "method_not_allowed",
+            401: "unauthenticated",
+            403: "forbidden",
+        }.get(exc.status_code, "http_error")
+        return problem(
+            request,
+            status=exc.status_code,
+            type_=type_,
+            title=str(exc.detail),
+            detail=str(exc.detail),
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Log the exception class only: messages from drivers can contain submitted values.
         log.error("unhandled_error", error_type=type(exc).__name__)
-        return problem(request, status=500, type_="internal_error", title="Internal error",
-                       detail="Something went wrong on our side. Nothing was stored.")
+        return problem(
+            request,
+            status=500,
+            type_="internal_error",
+            title="Internal error",
+            detail="Something went wrong on our side. Nothing was stored.",
+        )

@@ -15,8 +15,21 @@ import structlog
 # Keys that must never reach a log line, even by mistake.
 IDENTIFYING_KEYS = frozenset(
     {
-        "nhs_number", "given_name", "family_name", "name", "date_of_birth", "dob", "postcode",
-        "phone", "email", "reason", "address", "body", "payload", "query", "query_string",
+        "nhs_number",
+        "given_name",
+        "family_name",
+        "name",
+        "date_of_birth",
+        "dob",
+        "postcode",
+        "phone",
+        "email",
+        "reason",
+        "address",
+        "body",
+        "payload",
+        "query",
+        "query_string",
     }
 )
 

@@ -73,8 +73,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             CORSMiddleware,
             allow_origins=settings.cors_allow_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match",
-                           "X-API-Key"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "If-Match",
+                "X-API-Key",
+            ],
         )
     app.add_middleware(
         RequestContextMiddleware,

@@ -16,9 +16,10 @@ from app.config import Settings
 
 def migrations_dir() -> Path:
     """``FRONTDOOR_MIGRATIONS_DIR``, else ``migrations/`` beside the package or in the cwd."""
-    candidates = [
-        Path(p) for p in [os.environ.get("FRONTDOOR_MIGRATIONS_DIR")] if p
-    ] + [Path(__file__).resolve().parent.parent / "migrations", Path.cwd() / "migrations"]
+    candidates = [Path(p) for p in [os.environ.get("FRONTDOOR_MIGRATIONS_DIR")] if p] + [
+        Path(__file__).resolve().parent.parent / "migrations",
+        Path.cwd() / "migrations",
+    ]
     for candidate in candidates:
         if (candidate / "env.py").is_file():
             return candidate

@@ -1,5 +1,6 @@
 """SQLAlchemy ORM models, one module per aggregate. Importing this package registers them all."""
 
+from app.models.audit import AuditEvent
 from app.models.base import Base
 from app.models.case import Case, CaseEvent
 from app.models.directory import Queue, RulesetRecord
@@ -8,6 +9,7 @@ from app.models.referral import ApiClient, IdempotencyKey, Referral, TriageDecis
 
 __all__ = [
     "ApiClient",
+    "AuditEvent",
     "Base",
     "Case",
     "CaseEvent",

@@ -32,14 +32,20 @@ class Case(Base):
         # Worklist: open cases of a queue, most urgent first, then earliest respond-by.
         Index(
             "ix_cases_open_worklist",
-            "queue_id", "urgency_rank", "respond_by_at", "id",
+            "queue_id",
+            "urgency_rank",
+            "respond_by_at",
+            "id",
             postgresql_where=text("status <> 'closed'"),
             sqlite_where=text("status <> 'closed'"),
         ),
         # Claim: the next unallocated case of a queue.
         Index(
             "ix_cases_unallocated",
-            "queue_id", "urgency_rank", "respond_by_at", "id",
+            "queue_id",
+            "urgency_rank",
+            "respond_by_at",
+            "id",
             postgresql_where=text("status = 'waiting'"),
             sqlite_where=text("status = 'waiting'"),
         ),

@@ -44,8 +44,9 @@ class RulesetRead(BaseModel):
 @router.get("/services", response_model=ServicesRead, summary="Sites, localities and districts")
 async def list_services(ruleset: RulesetDep) -> ServicesRead:
     queues = {
-        q.id: QueueSummary(id=q.id, name=q.name, kind=q.kind, locality_id=q.locality_id,
-                           open_24_7=q.open_24_7)
+        q.id: QueueSummary(
+            id=q.id, name=q.name, kind=q.kind, locality_id=q.locality_id, open_24_7=q.open_24_7
+        )
         for q in ruleset.queues
     }
     return ServicesRead(

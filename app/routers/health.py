@@ -17,8 +17,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database is reachable and migrations are current",
-            responses=errors_for(503))
+@router.get(
+    "/readyz",
+    summary="The database is reachable and migrations are current",
+    responses=errors_for(503),
+)
 async def readyz(request: Request) -> JSONResponse:
     engine = request.app.state.engine
     head = request.app.state.migration_head
@@ -30,9 +33,15 @@ async def readyz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
     if current != head:
         return JSONResponse(
-            {"status": "unavailable", "database": "ok", "migrations": "behind",
-             "current": current, "head": head},
+            {
+                "status": "unavailable",
+                "database": "ok",
+                "migrations": "behind",
+                "current": current,
+                "head": head,
+            },
             status_code=503,
         )
-    return JSONResponse({"status": "ready", "database": "ok", "migrations": "current",
-                         "revision": current})
+    return JSONResponse(
+        {"status": "ready", "database": "ok", "migrations": "current", "revision": current}
+    )

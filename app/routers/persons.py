@@ -41,8 +41,12 @@ async def find_persons(
             "Search by nhs_number, or by family_name and date_of_birth.", field=f"query:{missing}"
         )
     found = await search_persons(
-        session, nhs_number=nhs_number, family_name=family_name, given_name=given_name,
-        date_of_birth=date_of_birth, postcode=postcode,
+        session,
+        nhs_number=nhs_number,
+        family_name=family_name,
+        given_name=given_name,
+        date_of_birth=date_of_birth,
+        postcode=postcode,
     )
     if not found:
         return PersonSearchRead(matches=[])
@@ -60,19 +64,31 @@ async def find_persons(
     for referral, decision, case in rows:
         by_person[referral.person_id].append(
             PersonReferralSummary(
-                id=referral.id, reference=referral.reference, channel=referral.channel,
-                received_at=referral.received_at, status=referral_status(referral, case),
-                urgency_code=decision.urgency_code, route_kind=decision.route_kind,
-                queue_id=case.queue_id if case else None, case_id=referral.case_id,
+                id=referral.id,
+                reference=referral.reference,
+                channel=referral.channel,
+                received_at=referral.received_at,
+                status=referral_status(referral, case),
+                urgency_code=decision.urgency_code,
+                route_kind=decision.route_kind,
+                queue_id=case.queue_id if case else None,
+                case_id=referral.case_id,
             )
         )
     return PersonSearchRead(
         matches=[
             PersonRead(
-                id=m.person.id, nhs_number=m.person.nhs_number, given_name=m.person.given_name,
-                family_name=m.person.family_name, date_of_birth=m.person.date_of_birth,
-                postcode=m.person.postcode, send=m.person.send, looked_after=m.person.looked_after,
-                match=m.match, matched_on=list(m.matched_on), referrals=by_person[m.person.id],
+                id=m.person.id,
+                nhs_number=m.person.nhs_number,
+                given_name=m.person.given_name,
+                family_name=m.person.family_name,
+                date_of_birth=m.person.date_of_birth,
+                postcode=m.person.postcode,
+                send=m.person.send,
+                looked_after=m.person.looked_after,
+                match=m.match,
+                matched_on=list(m.matched_on),
+                referrals=by_person[m.person.id],
             )
             for m in found
         ]

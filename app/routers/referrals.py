@@ -102,7 +102,9 @@ async def evaluate_referral(
     responses=errors_for(401, 403, 404, 422),
     summary="Read a referral (a referring system: only its own)",
 )
-async def get_referral(referral_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> ReferralRead:
+async def get_referral(
+    referral_id: uuid.UUID, session: SessionDep, actor: ActorDep
+) -> ReferralRead:
     row = (
         await session.execute(
             select(Referral, TriageDecision, Case)

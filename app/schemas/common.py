@@ -52,13 +52,14 @@ OdsCode = Annotated[
     str,
     StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z0-9]{3,10}$"),
 ]
-ReasonText = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=REASON_MAX_CHARS)
-]
+ReasonText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=REASON_MAX_CHARS)]
 Need = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, to_lower=True, min_length=1, max_length=NEED_MAX_CHARS,
+        strip_whitespace=True,
+        to_lower=True,
+        min_length=1,
+        max_length=NEED_MAX_CHARS,
         pattern=r"^[a-z0-9_ \-]+$",
     ),
 ]

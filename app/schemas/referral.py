@@ -1,4 +1,4 @@
-"""Request and response bodies for intake (``/v1/referrals``, ``/v1/self-referrals``, triage preview).
+"""Request and response bodies for intake: referrals, self-referrals and the triage preview.
 
 Intake channels are one discriminated union keyed on ``channel``; each maps to the same
 ``ReferralFacts`` for the triage engine. Every model forbids unknown fields, so clients cannot
@@ -20,8 +20,8 @@ from app.schemas.common import (
     NEEDS_MAX_ITEMS,
     Email,
     Name,
-    NhsNumber,
     Need,
+    NhsNumber,
     OdsCode,
     Organisation,
     Phone,
@@ -180,7 +180,9 @@ class SelfReferralCreate(StrictModel):
     website: str | None = Field(default=None, max_length=200, description="leave empty")
 
 
-AnyReferralCreate = PhoneReferralCreate | DropInReferralCreate | SystemReferralCreate | SelfReferralCreate
+AnyReferralCreate = (
+    PhoneReferralCreate | DropInReferralCreate | SystemReferralCreate | SelfReferralCreate
+)
 
 
 # Responses ---------------------------------------------------------------------------------
@@ -206,7 +208,12 @@ class UrgencyRead(BaseModel):
 
 class RouteRead(BaseModel):
     kind: Literal[
-        "crisis", "duty", "community_base", "one_stop_shop", "looked_after", "access_hub",
+        "crisis",
+        "duty",
+        "community_base",
+        "one_stop_shop",
+        "looked_after",
+        "access_hub",
         "signpost",
     ]
     queue_id: str | None
@@ -239,9 +246,7 @@ class ReferralRead(BaseModel):
     person_id: uuid.UUID
     channel: Literal["phone", "drop_in", "system", "web"]
     received_at: datetime
-    status: str = Field(
-        description="signposted, or the status of the case that holds the referral"
-    )
+    status: str = Field(description="signposted, or the status of the case that holds the referral")
     decision: DecisionRead
     case_id: uuid.UUID | None
 

@@ -78,7 +78,8 @@ async def record_referral(
         from_status=case.status if joined else None,
         to_status=case.status,
         reason=(
-            "A further referral joined the open case" if joined
+            "A further referral joined the open case"
+            if joined
             else f"Referral routed to {decision.route.queue_name or case.queue_id}"
         ),
         data=data,

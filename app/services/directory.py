@@ -44,7 +44,9 @@ async def sync_directory(session: AsyncSession, ruleset: Ruleset, now: datetime)
     if await session.get(RulesetRecord, ruleset.version) is None:
         session.add(
             RulesetRecord(
-                version=ruleset.version, label=ruleset.label, content=ruleset.content,
+                version=ruleset.version,
+                label=ruleset.label,
+                content=ruleset.content,
                 first_loaded_at=now,
             )
         )

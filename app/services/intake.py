@@ -85,8 +85,9 @@ def facts_snapshot(facts: ReferralFacts) -> dict[str, Any]:
 def request_fingerprint(body: AnyReferralCreate) -> str:
     """SHA-256 of the validated body: the same request in any key order or spacing matches."""
     canonical = orjson.dumps(
-        body.model_dump(mode="json", exclude={"website"} if isinstance(body, SelfReferralCreate)
-                        else None),
+        body.model_dump(
+            mode="json", exclude={"website"} if isinstance(body, SelfReferralCreate) else None
+        ),
         option=orjson.OPT_SORT_KEYS,
     )
     return hashlib.sha256(canonical).hexdigest()
@@ -128,7 +129,12 @@ async def submit_referral(
     if idempotency_key is not None:
         fingerprint = request_fingerprint(body)
         earlier = await _claim_idempotency_key(
-            session, actor.idempotency_scope, idempotency_key, fingerprint, referral_id, now,
+            session,
+            actor.idempotency_scope,
+            idempotency_key,
+            fingerprint,
+            referral_id,
+            now,
             idempotency_ttl,
         )
         if earlier is not None:
@@ -221,8 +227,12 @@ async def _claim_idempotency_key(
             async with session.begin_nested():
                 session.add(
                     IdempotencyKey(
-                        scope=scope, key=key, request_hash=fingerprint, referral_id=referral_id,
-                        created_at=now, expires_at=now + ttl,
+                        scope=scope,
+                        key=key,
+                        request_hash=fingerprint,
+                        referral_id=referral_id,
+                        created_at=now,
+                        expires_at=now + ttl,
                     )
                 )
                 await session.flush()
@@ -235,8 +245,13 @@ async def _claim_idempotency_key(
         raise IdempotencyKeyReused(
             "This Idempotency-Key was used with a different request body. "
             "Use a new key for a new referral.",
-            errors=[{"field": "header:Idempotency-Key", "message": "reused with a different body",
-                     "type": "idempotency_key_reused"}],
+            errors=[
+                {
+                    "field": "header:Idempotency-Key",
+                    "message": "reused with a different body",
+                    "type": "idempotency_key_reused",
+                }
+            ],
         )
     referral = await session.get(Referral, existing.referral_id)
     decision = await session.scalar(
@@ -313,8 +328,10 @@ def _raise_urgency(case: Case, decision: Decision, now: datetime) -> None:
         changed = True
         if case.status == "waiting" and decision.route.queue_id is not None:
             case.queue_id = decision.route.queue_id
-    if new_respond_by is not None and case.first_contact_at is None and (
-        case.respond_by_at is None or new_respond_by < case.respond_by_at
+    if (
+        new_respond_by is not None
+        and case.first_contact_at is None
+        and (case.respond_by_at is None or new_respond_by < case.respond_by_at)
     ):
         case.respond_by_at = new_respond_by
         changed = True

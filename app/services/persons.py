@@ -202,7 +202,8 @@ async def search_persons(
                     matched_on.append("given_name")
                 else:
                     exact = False
-            matches[person.id] = PersonMatch(person, "exact" if exact else "close",
-                                             tuple(matched_on))
+            matches[person.id] = PersonMatch(
+                person, "exact" if exact else "close", tuple(matched_on)
+            )
     ordered = sorted(matches.values(), key=lambda m: (m.match != "exact", -len(m.matched_on)))
     return ordered[:SEARCH_MAX_RESULTS]

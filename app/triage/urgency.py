@@ -1,0 +1,135 @@
+"""Urgency on the UK Mental Health Triage Scale, and the proposed THRIVE grouping.
+
+The triggers, evaluation order and response windows are configuration (``urgency`` in the
+ruleset), compiled when the ruleset loads; this module runs them and writes the flags and reasons.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from app.triage.conditions import describe_inputs
+from app.triage.decision import Eligibility, FiredRule, ThriveGrouping, Urgency, UrgencyCode
+from app.triage.facts import HarmToOthers, RequestKind, RiskAnswers, SelfHarm, Suicidal
+from app.triage.ruleset import CompiledRuleset, UrgencyStep
+
+URGENCY_STAGE = "urgency"
+THRIVE_STAGE = "thrive"
+THRIVE_RULE = "THRIVE_BY_URGENCY"
+
+# One flag per risk answer that is present, so a worklist can show why a case is urgent.
+_SUICIDAL_FLAGS = {
+    Suicidal.THOUGHTS: "suicidal_thoughts",
+    Suicidal.PLAN: "suicidal_plan",
+    Suicidal.INTENT: "suicidal_intent",
+}
+_SELF_HARM_FLAGS = {
+    SelfHarm.PAST: "self_harm_past",
+    SelfHarm.RECENT: "self_harm_recent",
+    SelfHarm.CURRENT: "self_harm_current",
+}
+_HARM_TO_OTHERS_FLAGS = {
+    HarmToOthers.THOUGHTS: "harm_to_others_thoughts",
+    HarmToOthers.THREATS: "harm_to_others_threats",
+    HarmToOthers.IMMINENT: "harm_to_others_imminent",
+}
+
+
+def risk_flags(risk: RiskAnswers, transition_support: bool) -> tuple[str, ...]:
+    """Flags for the case: one per risk answer present, ``safeguarding`` whatever the code."""
+    flags: list[str] = []
+    if risk.immediate_danger:
+        flags.append("immediate_danger")
+    # .get, not indexing: "none" has no flag.
+    suicidal = _SUICIDAL_FLAGS.get(risk.suicidal)
+    if suicidal is not None:
+        flags.append(suicidal)
+    self_harm = _SELF_HARM_FLAGS.get(risk.self_harm)
+    if self_harm is not None:
+        flags.append(self_harm)
+    harm_to_others = _HARM_TO_OTHERS_FLAGS.get(risk.harm_to_others)
+    if harm_to_others is not None:
+        flags.append(harm_to_others)
+    if risk.supported is False:
+        flags.append("unsupported")
+    # The safeguarding lead must see every safeguarding concern, whatever the urgency code.
+    if risk.safeguarding_concern:
+        flags.append("safeguarding")
+    if transition_support:
+        flags.append("transition_support")
+    return tuple(flags)
+
+
+def respond_by(received_at: datetime, respond_within: timedelta | None) -> datetime | None:
+    """``received_at`` plus the window in elapsed time, in ``received_at``'s time zone.
+
+    Elapsed, not wall-clock: 24 hours after 01:00 on the day the clocks go forward is 02:00 the
+    next day in Europe/London, not 01:00 (plain ``datetime + timedelta`` on a zoneinfo datetime
+    would add wall-clock time and give a window an hour short or long across a change).
+    """
+    if respond_within is None:
+        return None
+    zone = received_at.tzinfo
+    if isinstance(zone, timezone):  # a fixed offset: wall-clock and elapsed time agree
+        return received_at + respond_within
+    return (received_at.astimezone(UTC) + respond_within).astimezone(zone)
+
+
+def assess_urgency(
+    received_at: datetime,
+    risk: RiskAnswers,
+    request: RequestKind,
+    eligibility: Eligibility,
+    compiled: CompiledRuleset,
+) -> tuple[Urgency, FiredRule]:
+    """The first urgency code (in the ruleset's evaluation order) whose triggers match."""
+    outcome = eligibility.outcome
+    for step in compiled.urgency_steps:
+        for condition in step.conditions:
+            if condition.test(risk, outcome, request):
+                inputs = condition.read_inputs(risk, outcome, request)
+                urgency = Urgency(
+                    code=step.code,
+                    respond_by_at=respond_by(received_at, step.respond_within),
+                    respond_within_hours=step.respond_within_hours,
+                    flags=risk_flags(risk, eligibility.transition_support),
+                )
+                fired = FiredRule(
+                    stage=URGENCY_STAGE,
+                    rule=f"URGENCY_{step.code.value}",
+                    inputs=inputs,
+                    outcome=step.code.value,
+                    reason=_reason(step, inputs, condition.is_fallback),
+                )
+                return urgency, fired
+    # Unreachable: validation requires the last code in the order to be `fallback: true`.
+    raise AssertionError("no urgency code matched")
+
+
+def _reason(step: UrgencyStep, inputs: dict[str, Any], is_fallback: bool) -> str:
+    if is_fallback:
+        earlier = ", ".join(code.value for code in step.codes_before)
+        cause = f"None of the triggers for {earlier} matched"
+    else:
+        described = describe_inputs(inputs)
+        cause = described[:1].upper() + described[1:]
+    return f"{cause}: code {step.code.value} ({step.meaning}); {step.window_text}"
+
+
+def propose_thrive(
+    code: UrgencyCode, compiled: CompiledRuleset
+) -> tuple[ThriveGrouping, FiredRule]:
+    """The THRIVE grouping the ruleset maps this urgency code to (a proposal, not a decision)."""
+    grouping = compiled.thrive_by_code[code]
+    fired = FiredRule(
+        stage=THRIVE_STAGE,
+        rule=THRIVE_RULE,
+        inputs={"urgency_code": code.value},
+        outcome=grouping.value,
+        reason=(
+            f"Urgency {code.value} proposes the THRIVE grouping {grouping.value}; the key worker "
+            "confirms or changes it with the young person"
+        ),
+    )
+    return grouping, fired
