@@ -31,9 +31,7 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     url = make_url(settings.database_url)
     kwargs: dict[str, Any] = {"echo": settings.sql_echo, "pool_pre_ping": False}
     if url.get_backend_name() == "sqlite":
-        database = url.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        ensure_sqlite_directory(settings.database_url)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     else:
         kwargs["pool_size"] = settings.database_pool_size
@@ -43,6 +41,13 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         configure_sqlite(engine)
     return engine
+
+
+def ensure_sqlite_directory(database_url: str) -> None:
+    """Create the folder of a SQLite file (the embedded default lives in ./var)."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def configure_sqlite(engine: AsyncEngine) -> None:

@@ -13,6 +13,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -238,6 +239,17 @@ def install_error_handlers(app: FastAPI) -> None:
             detail=str(exc.detail),
             headers=getattr(exc, "headers", None),
         )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # The database could not be reached or could not commit: nothing was stored, and a
+        # retry (with the same Idempotency-Key) is safe.
+        log.error("database_unavailable", error_type=type(exc).__name__)
+        return problem(request, status=503, type_="database_unavailable",
+                       title="Service temporarily unavailable",
+                       detail="We could not store this just now. Nothing was saved; please retry.",
+                       headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -70,6 +70,8 @@ def configure_logging(level: str = "INFO", json_output: bool = True) -> None:
     # uvicorn's access log prints the raw query string (it may hold an NHS number): we log
     # requests ourselves, by route template, in the request middleware.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every URL it fetches at INFO; URLs can carry search parameters.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -12,6 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
 from app.config import Settings
+from app.db import ensure_sqlite_directory
 
 
 def migrations_dir() -> Path:
@@ -40,6 +41,7 @@ def alembic_config(settings: Settings) -> Config:
 
 def upgrade(settings: Settings, revision: str = "head") -> None:
     """Apply migrations up to ``revision`` (runs its own event loop: call from sync code)."""
+    ensure_sqlite_directory(settings.database_url)
     command.upgrade(alembic_config(settings), revision)
 
 

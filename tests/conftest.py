@@ -48,8 +48,12 @@ async def _create_pg_database(admin_url: str) -> str:
     url = make_url(admin_url)
     name = f"frontdoor_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     conn = await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-        database=url.database or "postgres", timeout=10,
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        database=url.database or "postgres",
+        timeout=10,
     )
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
@@ -66,8 +70,12 @@ async def _drop_pg_database(admin_url: str, test_url: str) -> None:
     url = make_url(admin_url)
     name = make_url(test_url).database
     conn = await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-        database=url.database or "postgres", timeout=10,
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        database=url.database or "postgres",
+        timeout=10,
     )
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -89,6 +97,20 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if os.environ.get("CI", "").lower() == "true":
             pytest.exit(message, returncode=3)
         pytest.skip(message, allow_module_level=True)
+    try:
+        yield url
+    finally:
+        asyncio.run(_drop_pg_database(choice, url))
+
+
+@pytest.fixture
+def scratch_database_url(tmp_path: Path) -> Iterator[str]:
+    """A second, empty database on the same backend, for tests that migrate or commit freely."""
+    choice = _database_choice()
+    if choice == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}"
+        return
+    url = asyncio.run(_create_pg_database(choice))
     try:
         yield url
     finally:
@@ -135,7 +157,9 @@ async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 def session_factory(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
     # Each app-level commit releases a SAVEPOINT; the outer transaction is rolled back.
     return async_sessionmaker(
-        bind=connection, expire_on_commit=False, autoflush=False,
+        bind=connection,
+        expire_on_commit=False,
+        autoflush=False,
         join_transaction_mode="create_savepoint",
     )
 
@@ -152,7 +176,9 @@ def clock() -> FrozenClock:
 
 
 async def _running_app(
-    settings: Settings, engine: AsyncEngine, factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    engine: AsyncEngine,
+    factory: async_sessionmaker[AsyncSession],
     clock: FrozenClock,
 ) -> Any:
     app = create_app(settings, clock=clock)
@@ -163,8 +189,10 @@ async def _running_app(
 
 @pytest.fixture
 async def app(
-    migrated: Settings, engine: AsyncEngine,
-    session_factory: async_sessionmaker[AsyncSession], clock: FrozenClock,
+    migrated: Settings,
+    engine: AsyncEngine,
+    session_factory: async_sessionmaker[AsyncSession],
+    clock: FrozenClock,
 ) -> AsyncIterator[Any]:
     app = await _running_app(migrated, engine, session_factory, clock)
     async with app.router.lifespan_context(app):
@@ -186,8 +214,12 @@ def staff_headers(settings: Settings, clock: FrozenClock) -> Any:
         role: str = "call_handler", queues: list[str] | None = None, subject: str | None = None
     ) -> dict[str, str]:
         token = issue_staff_token(
-            settings, subject=subject or f"user-{role}", role=Role(role), queue_ids=queues,
-            now=clock.now(),
+            settings,
+            subject=subject or f"user-{role}",
+            role=Role(role),
+            queue_ids=queues,
+            # Tokens are checked against the wall clock, not the test's frozen clock.
+            now=datetime.now(UTC),
         )
         return {"Authorization": f"Bearer {token}"}
 
@@ -198,11 +230,18 @@ def staff_headers(settings: Settings, clock: FrozenClock) -> Any:
 def make_client(session_factory: async_sessionmaker[AsyncSession], clock: FrozenClock) -> Any:
     """``await make_client(ods="A81001")`` → (client_id, headers) for a referring system."""
 
-    async def make(name: str = "Test GP system", ods: str = "A81001") -> tuple[uuid.UUID, dict[str, str]]:
+    async def make(
+        name: str = "Test GP system", ods: str = "A81001"
+    ) -> tuple[uuid.UUID, dict[str, str]]:
         key = generate_api_key()
         async with session_factory() as session:
-            row = ApiClient(name=name, ods_code=ods, key_prefix=key.prefix,
-                            key_hash=key.key_hash, created_at=clock.now())
+            row = ApiClient(
+                name=name,
+                ods_code=ods,
+                key_prefix=key.prefix,
+                key_hash=key.key_hash,
+                created_at=clock.now(),
+            )
             session.add(row)
             await session.commit()
             return row.id, {"X-API-Key": key.key}
@@ -216,5 +255,5 @@ def is_postgres(settings: Settings) -> bool:
 
 
 async def count_rows(session: AsyncSession, table: str) -> int:
-    value = await session.scalar(text(f"SELECT count(*) FROM {table}"))  # noqa: S608
+    value = await session.scalar(text(f"SELECT count(*) FROM {table}"))
     return int(value or 0)

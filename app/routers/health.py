@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -10,6 +12,14 @@ from app.migrate import current_revision
 from app.responses import errors_for
 
 router = APIRouter(tags=["health"])
+
+READY_TIMEOUT_SECONDS = 5.0
+
+
+async def _current_revision(request: Request) -> str | None:
+    async with request.app.state.session_factory() as session:
+        await session.execute(text("SELECT 1"))
+        return await session.run_sync(lambda s: current_revision(s.connection()))
 
 
 @router.get("/healthz", summary="The process is alive")
@@ -23,13 +33,10 @@ async def healthz() -> dict[str, str]:
     responses=errors_for(503),
 )
 async def readyz(request: Request) -> JSONResponse:
-    engine = request.app.state.engine
     head = request.app.state.migration_head
     try:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-            current = await conn.run_sync(current_revision)
-    except Exception:  # any failure to reach the database means "not ready"
+        current = await asyncio.wait_for(_current_revision(request), READY_TIMEOUT_SECONDS)
+    except Exception:  # any failure to reach the database in time means "not ready"
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
     if current != head:
         return JSONResponse(
