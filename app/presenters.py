@@ -18,7 +18,7 @@ def referral_read(referral: Referral, decision: TriageDecision, case: Case | Non
         id=referral.id,
         reference=referral.reference,
         person_id=referral.person_id,
-        channel=referral.channel,  # type: ignore[arg-type]
+        channel=referral.channel,
         received_at=referral.received_at,
         status=referral_status(referral, case),
         decision=DecisionRead.model_validate(decision.output),

@@ -19,7 +19,8 @@ READY_TIMEOUT_SECONDS = 5.0
 async def _current_revision(request: Request) -> str | None:
     async with request.app.state.session_factory() as session:
         await session.execute(text("SELECT 1"))
-        return await session.run_sync(lambda s: current_revision(s.connection()))
+        revision: str | None = await session.run_sync(lambda s: current_revision(s.connection()))
+        return revision
 
 
 @router.get("/healthz", summary="The process is alive")

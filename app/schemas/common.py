@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-import nhs_number
+from nhs_number import is_valid as nhs_number_is_valid  # type: ignore[attr-defined]
 from pydantic import AfterValidator, BeforeValidator, StringConstraints
 
 from app.triage.postcodes import normalise_postcode
@@ -69,7 +69,7 @@ def _valid_nhs_number(value: str) -> str:
     digits = value.replace(" ", "").replace("-", "")
     if len(digits) != 10 or not digits.isdigit():
         raise ValueError("NHS number must be 10 digits")
-    if not nhs_number.is_valid(digits):
+    if not nhs_number_is_valid(digits):
         raise ValueError("NHS number check digit is wrong (Modulus 11)")
     return digits
 
