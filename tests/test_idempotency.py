@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from app.clock import FrozenClock
 from app.config import Settings
-from app.db import create_engine, create_session_factory
+from app.db import create_session_factory
 from app.main import create_app
 from app.migrate import upgrade
 from app.models import Case, Person, Referral

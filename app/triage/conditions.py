@@ -54,16 +54,17 @@ GRADED_RISK_FIELDS: dict[RiskField, type[StrEnum]] = {
 }
 YES_NO_RISK_FIELDS = frozenset({RiskField.IMMEDIATE_DANGER, RiskField.SAFEGUARDING_CONCERN})
 
-# Input keys a fired urgency rule reports, and how to read each from a referral.
+# Input keys a fired urgency rule reports, and how to read each from a referral. str() rather
+# than .value: the same text from a StrEnum, several times faster on this hot path.
 INPUT_READERS: dict[str, InputReader] = {
     "immediate_danger": lambda r, e, q: r.immediate_danger,
-    "suicidal": lambda r, e, q: r.suicidal.value,
-    "self_harm": lambda r, e, q: r.self_harm.value,
-    "harm_to_others": lambda r, e, q: r.harm_to_others.value,
+    "suicidal": lambda r, e, q: str(r.suicidal),
+    "self_harm": lambda r, e, q: str(r.self_harm),
+    "harm_to_others": lambda r, e, q: str(r.harm_to_others),
     "safeguarding_concern": lambda r, e, q: r.safeguarding_concern,
     "supported": lambda r, e, q: r.supported,
-    "eligibility": lambda r, e, q: e.value,
-    "request": lambda r, e, q: q.value,
+    "eligibility": lambda r, e, q: str(e),
+    "request": lambda r, e, q: str(q),
 }
 
 # Plain-English phrases for input values, used to write a fired rule's reason.

@@ -245,17 +245,17 @@ def age_in_scope(subject: Subject, config: EligibilityConfig) -> Verdict | None:
     )
 
 
-ELIGIBILITY_RULES: tuple[tuple[EligibilityRule, RuleFunction], ...] = (
-    (EligibilityRule.AGE_UNKNOWN, age_unknown),
-    (EligibilityRule.AGE_OVER_25, age_over_25),
-    (EligibilityRule.OUT_OF_AREA, out_of_area),
-    (EligibilityRule.AMHS_THRESHOLD_MET, amhs_threshold_met),
-    (EligibilityRule.CAMHS_TRANSITION, camhs_transition),
-    (EligibilityRule.CAMHS_LEAVER_REVIEW, camhs_leaver_review),
-    (EligibilityRule.AMHS_THRESHOLD_UNKNOWN, amhs_threshold_unknown),
-    (EligibilityRule.AGE_IN_SCOPE, age_in_scope),
+ELIGIBILITY_RULES: tuple[tuple[str, RuleFunction], ...] = (
+    (EligibilityRule.AGE_UNKNOWN.value, age_unknown),
+    (EligibilityRule.AGE_OVER_25.value, age_over_25),
+    (EligibilityRule.OUT_OF_AREA.value, out_of_area),
+    (EligibilityRule.AMHS_THRESHOLD_MET.value, amhs_threshold_met),
+    (EligibilityRule.CAMHS_TRANSITION.value, camhs_transition),
+    (EligibilityRule.CAMHS_LEAVER_REVIEW.value, camhs_leaver_review),
+    (EligibilityRule.AMHS_THRESHOLD_UNKNOWN.value, amhs_threshold_unknown),
+    (EligibilityRule.AGE_IN_SCOPE.value, age_in_scope),
 )
-"""First match wins. AGE_UNKNOWN and AGE_IN_SCOPE between them cover every age."""
+"""First match wins. Rule ids as plain text, ready for the decision."""
 
 
 def assess_eligibility(
@@ -267,14 +267,14 @@ def assess_eligibility(
         if verdict is not None:
             eligibility = Eligibility(
                 outcome=verdict.outcome,
-                reasons=(Reason(rule=rule.value, detail=verdict.reason),),
+                reasons=(Reason(rule=rule, detail=verdict.reason),),
                 transition_support=verdict.transition_support,
             )
             fired = FiredRule(
                 stage=STAGE,
-                rule=rule.value,
+                rule=rule,
                 inputs=verdict.inputs,
-                outcome=verdict.outcome.value,
+                outcome=str(verdict.outcome),
                 reason=verdict.reason,
             )
             return eligibility, fired

@@ -32,8 +32,8 @@ def crisis_urgency(
     route = compiled.step_routes[RoutingStep.CRISIS_URGENCY]
     return (
         route,
-        {"urgency_code": code.value},
-        f"Urgency {code.value}: {route.queue_name}, whatever the eligibility",
+        {"urgency_code": str(code)},
+        f"Urgency {code}: {route.queue_name}, whatever the eligibility",
     )
 
 
@@ -48,8 +48,8 @@ def duty_high_risk_not_eligible(
     route = compiled.step_routes[RoutingStep.DUTY_HIGH_RISK_NOT_ELIGIBLE]
     return (
         route,
-        {"urgency_code": code.value, "eligibility": eligibility.outcome.value},
-        f"Urgency {code.value} with eligibility {eligibility.outcome.value}: {route.queue_name}; "
+        {"urgency_code": str(code), "eligibility": str(eligibility.outcome)},
+        f"Urgency {code} with eligibility {eligibility.outcome}: {route.queue_name}; "
         "high risk is never simply turned away",
     )
 
@@ -63,7 +63,7 @@ def signpost_ineligible(
     deciding_rule = eligibility.reasons[0].rule
     return (
         compiled.signpost_route,
-        {"eligibility": eligibility.outcome.value, "eligibility_rule": deciding_rule},
+        {"eligibility": str(eligibility.outcome), "eligibility_rule": deciding_rule},
         f"Ineligible ({deciding_rule}): closed with signposting and its reasons",
     )
 
@@ -78,7 +78,7 @@ def duty_clinical_review(
     route = compiled.step_routes[RoutingStep.DUTY_CLINICAL_REVIEW]
     return (
         route,
-        {"eligibility": eligibility.outcome.value, "eligibility_rule": deciding_rule},
+        {"eligibility": str(eligibility.outcome), "eligibility_rule": deciding_rule},
         f"Eligibility needs clinical review ({deciding_rule}): {route.queue_name}",
     )
 
@@ -123,8 +123,8 @@ def advice_access_hub(
     route = compiled.step_routes[RoutingStep.ADVICE_ACCESS_HUB]
     return (
         route,
-        {"urgency_code": code.value},
-        f"Advice only (urgency {code.value}): {route.queue_name}",
+        {"urgency_code": str(code)},
+        f"Advice only (urgency {code}): {route.queue_name}",
     )
 
 
@@ -217,7 +217,7 @@ def choose_route(
         if result is not None:
             route, inputs, reason = result
             fired = FiredRule(
-                stage=STAGE, rule=step.value, inputs=inputs, outcome=route.kind.value, reason=reason
+                stage=STAGE, rule=str(step), inputs=inputs, outcome=str(route.kind), reason=reason
             )
             return route, fired
     # Unreachable: validation requires COMMUNITY_BASE and NO_LOCALITY_ACCESS_HUB, which between

@@ -11,7 +11,7 @@ cross-references (queues, localities, districts, routing steps), because a typo 
 otherwise route a young person to nowhere. Every problem is reported with its key path.
 
 Lookups the engine needs on every referral (district → locality, queue by id, compiled urgency
-triggers, prebuilt routes) are computed once here, at load, and kept as private attributes.
+triggers, prebuilt routes) are computed once here, at load, into ``Ruleset.compiled``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Self
 
@@ -32,7 +33,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -203,8 +203,11 @@ class UrgencyStep:
     respond_within_hours: float | None
     meaning: str
     window_text: str
-    codes_before: tuple[UrgencyCode, ...]
-    """The codes evaluated before this one: what a fallback has fallen through."""
+    codes_before: str
+    """The codes evaluated before this one ("A, B, C"): what a fallback has fallen through."""
+    rule_id: str
+    """The fired-rule id, ``URGENCY_<code>``."""
+    code_value: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,8 +251,6 @@ class Ruleset(_Config):
     queues: list[QueueConfig] = Field(min_length=1)
     localities: list[LocalityConfig] = Field(min_length=1)
 
-    _compiled: CompiledRuleset = PrivateAttr()
-
     @model_validator(mode="after")
     def _check_and_compile(self) -> Self:
         problems = [
@@ -261,21 +262,21 @@ class Ruleset(_Config):
         ]
         if problems:
             raise ValueError("; ".join(problems))
-        self._compiled = _compile(self)
+        _ = self.compiled  # build the engine's lookups now, not on the first referral
         return self
 
-    @property
+    @cached_property
     def compiled(self) -> CompiledRuleset:
-        """Lookups precomputed for the engine."""
-        return self._compiled
+        """Lookups precomputed for the engine (a plain attribute read after the first)."""
+        return _compile(self)
 
     def queue(self, queue_id: str) -> QueueConfig | None:
         """The queue with this id, or None."""
-        return self._compiled.queue_by_id.get(queue_id)
+        return self.compiled.queue_by_id.get(queue_id)
 
     def locality_for_district(self, district: str) -> LocalityConfig | None:
         """The locality serving a postcode district (``"NR1"``, any case), or None."""
-        return self._compiled.locality_by_district.get(district.strip().upper())
+        return self.compiled.locality_by_district.get(district.strip().upper())
 
 
 def load_ruleset(path: str | Path | None = None) -> Ruleset:
@@ -520,7 +521,9 @@ def _compile(ruleset: Ruleset) -> CompiledRuleset:
                 respond_within_hours=hours,
                 meaning=urgency.meanings[code],
                 window_text=_window_text(hours),
-                codes_before=tuple(step.code for step in steps),
+                codes_before=", ".join(step.code.value for step in steps),
+                rule_id=f"URGENCY_{code.value}",
+                code_value=code.value,
             )
         )
     routing = ruleset.routing

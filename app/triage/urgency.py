@@ -97,9 +97,9 @@ def assess_urgency(
                 )
                 fired = FiredRule(
                     stage=URGENCY_STAGE,
-                    rule=f"URGENCY_{step.code.value}",
+                    rule=step.rule_id,
                     inputs=inputs,
-                    outcome=step.code.value,
+                    outcome=step.code_value,
                     reason=_reason(step, inputs, condition.is_fallback),
                 )
                 return urgency, fired
@@ -109,12 +109,11 @@ def assess_urgency(
 
 def _reason(step: UrgencyStep, inputs: dict[str, Any], is_fallback: bool) -> str:
     if is_fallback:
-        earlier = ", ".join(code.value for code in step.codes_before)
-        cause = f"None of the triggers for {earlier} matched"
+        cause = f"None of the triggers for {step.codes_before} matched"
     else:
         described = describe_inputs(inputs)
         cause = described[:1].upper() + described[1:]
-    return f"{cause}: code {step.code.value} ({step.meaning}); {step.window_text}"
+    return f"{cause}: code {step.code_value} ({step.meaning}); {step.window_text}"
 
 
 def propose_thrive(
@@ -125,10 +124,10 @@ def propose_thrive(
     fired = FiredRule(
         stage=THRIVE_STAGE,
         rule=THRIVE_RULE,
-        inputs={"urgency_code": code.value},
-        outcome=grouping.value,
+        inputs={"urgency_code": str(code)},
+        outcome=str(grouping),
         reason=(
-            f"Urgency {code.value} proposes the THRIVE grouping {grouping.value}; the key worker "
+            f"Urgency {code} proposes the THRIVE grouping {grouping}; the key worker "
             "confirms or changes it with the young person"
         ),
     )
