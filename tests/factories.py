@@ -8,6 +8,7 @@ from typing import Any
 
 import nhs_number
 
+
 def valid_test_nhs_numbers(count: int, start: int = 0) -> list[str]:
     """``count`` valid NHS numbers from 999 000 0000 upwards (skipping invalid check digits)."""
     out: list[str] = []
@@ -53,12 +54,15 @@ PHONE_REFERRAL: dict[str, Any] = {
     "needs": ["anxiety", "low_mood"],
     "reason": "Struggling at school since the spring.",
     "risk": {
-        "immediate_danger": False, "suicidal": "none", "self_harm": "none",
-        "harm_to_others": "none", "safeguarding_concern": False, "supported": True,
+        "immediate_danger": False,
+        "suicidal": "none",
+        "self_harm": "none",
+        "harm_to_others": "none",
+        "safeguarding_concern": False,
+        "supported": True,
     },
     "preferences": {"setting": None},
-    "consent": {"to_referral": True, "to_share": True, "parent_carer_aware": True,
-                "gillick": None},
+    "consent": {"to_referral": True, "to_share": True, "parent_carer_aware": True, "gillick": None},
 }
 
 
@@ -73,8 +77,12 @@ def referral_body(
     if channel == "drop_in":
         body["site_id"] = "cb-norwich"
     if channel == "system":
-        body["referrer"] = {"type": "gp", "name": "Dr Example", "organisation": "Example Surgery",
-                            "ods_code": "A81001"}
+        body["referrer"] = {
+            "type": "gp",
+            "name": "Dr Example",
+            "organisation": "Example Surgery",
+            "ods_code": "A81001",
+        }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(body.get(key), dict):
             body[key].update(value)
@@ -83,7 +91,9 @@ def referral_body(
     return body
 
 
-def self_referral_body(*, age: int = 17, nhs: str | None = None, **overrides: Any) -> dict[str, Any]:
+def self_referral_body(
+    *, age: int = 17, nhs: str | None = None, **overrides: Any
+) -> dict[str, Any]:
     body = referral_body("phone", age=age, nhs=nhs, **overrides)
     del body["channel"]
     body["referrer"] = {"type": "self"}
