@@ -246,10 +246,14 @@ def install_error_handlers(app: FastAPI) -> None:
         # The database could not be reached or could not commit: nothing was stored, and a
         # retry (with the same Idempotency-Key) is safe.
         log.error("database_unavailable", error_type=type(exc).__name__)
-        return problem(request, status=503, type_="database_unavailable",
-                       title="Service temporarily unavailable",
-                       detail="We could not store this just now. Nothing was saved; please retry.",
-                       headers={"Retry-After": "5"})
+        return problem(
+            request,
+            status=503,
+            type_="database_unavailable",
+            title="Service temporarily unavailable",
+            detail="We could not store this just now. Nothing was saved; please retry.",
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

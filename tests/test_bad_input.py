@@ -64,16 +64,20 @@ async def test_errors_never_echo_submitted_values(client, staff_headers):
 
 
 async def test_missing_required_fields(client, staff_headers, session):
-    response = await client.post("/v1/referrals", json={"channel": "phone"},
-                                 headers=staff_headers())
+    response = await client.post(
+        "/v1/referrals", json={"channel": "phone"}, headers=staff_headers()
+    )
     assert response.status_code == 422
     assert "referrer" in [e["field"] for e in response.json()["errors"]]
     await _nothing_stored(session)
 
 
 async def test_malformed_json(client, staff_headers, session):
-    response = await client.post("/v1/referrals", content=b'{"channel": "phone",',
-                                 headers={**staff_headers(), "Content-Type": "application/json"})
+    response = await client.post(
+        "/v1/referrals",
+        content=b'{"channel": "phone",',
+        headers={**staff_headers(), "Content-Type": "application/json"},
+    )
     assert response.status_code == 400
     assert response.json()["type"] == "malformed_json"
     assert response.json()["errors"][0]["field"] == "body"
@@ -81,9 +85,11 @@ async def test_malformed_json(client, staff_headers, session):
 
 
 async def test_wrong_content_type(client, staff_headers, session):
-    response = await client.post("/v1/referrals", content=b"channel=phone",
-                                 headers={**staff_headers(),
-                                          "Content-Type": "application/x-www-form-urlencoded"})
+    response = await client.post(
+        "/v1/referrals",
+        content=b"channel=phone",
+        headers={**staff_headers(), "Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 415
     await _nothing_stored(session)
 
@@ -110,15 +116,19 @@ async def test_date_of_birth_today_is_accepted(client, staff_headers):
 
 
 async def test_bad_token_is_401_not_500(client):
-    response = await client.post("/v1/referrals", json=referral_body(),
-                                 headers={"Authorization": "Bearer not-a-jwt"})
+    response = await client.post(
+        "/v1/referrals", json=referral_body(), headers={"Authorization": "Bearer not-a-jwt"}
+    )
     assert response.status_code == 401
 
 
 async def test_bad_api_key_is_401(client):
     for key in ("nonsense", "fdk_000000000000_wrong", "fdk_a_b_c"):
-        response = await client.post("/v1/referrals", json=referral_body("system"),
-                                     headers={"X-API-Key": key, "Idempotency-Key": "x"})
+        response = await client.post(
+            "/v1/referrals",
+            json=referral_body("system"),
+            headers={"X-API-Key": key, "Idempotency-Key": "x"},
+        )
         assert response.status_code == 401, key
 
 

@@ -21,8 +21,9 @@ from tests.conftest import TEST_JWT_SECRET, count_rows
 from tests.factories import referral_body, valid_test_nhs_numbers
 
 
-async def test_retry_with_same_key_and_body_returns_the_same_referral(client, staff_headers,
-                                                                      session):
+async def test_retry_with_same_key_and_body_returns_the_same_referral(
+    client, staff_headers, session
+):
     headers = {**staff_headers(), "Idempotency-Key": "retry-1"}
     first = await client.post("/v1/referrals", json=referral_body(), headers=headers)
     second = await client.post("/v1/referrals", json=referral_body(), headers=headers)
@@ -33,8 +34,7 @@ async def test_retry_with_same_key_and_body_returns_the_same_referral(client, st
 
 
 async def test_key_order_and_spacing_do_not_matter(client, staff_headers, session):
-    headers = {**staff_headers(), "Idempotency-Key": "retry-2",
-               "Content-Type": "application/json"}
+    headers = {**staff_headers(), "Idempotency-Key": "retry-2", "Content-Type": "application/json"}
     body = referral_body()
     import json
 
@@ -56,10 +56,12 @@ async def test_same_key_different_body_is_422(client, staff_headers, session):
 async def test_keys_are_scoped_to_the_submitter(client, make_client, session):
     _, one = await make_client(name="one", ods="A81001")
     _, two = await make_client(name="two", ods="B82002")
-    a = await client.post("/v1/referrals", json=referral_body("system"),
-                          headers={**one, "Idempotency-Key": "shared"})
-    b = await client.post("/v1/referrals", json=referral_body("system"),
-                          headers={**two, "Idempotency-Key": "shared"})
+    a = await client.post(
+        "/v1/referrals", json=referral_body("system"), headers={**one, "Idempotency-Key": "shared"}
+    )
+    b = await client.post(
+        "/v1/referrals", json=referral_body("system"), headers={**two, "Idempotency-Key": "shared"}
+    )
     assert a.json()["id"] != b.json()["id"]
 
 
@@ -85,14 +87,19 @@ async def test_overlong_key_is_refused(client, staff_headers):
 
 @pytest.fixture
 async def committing_client(scratch_database_url: str) -> AsyncIterator[tuple[Any, Any]]:
-    settings = Settings(environment="test", database_url=scratch_database_url,
-                        jwt_secret=TEST_JWT_SECRET, database_pool_size=20)  # type: ignore[arg-type]
+    settings = Settings(
+        environment="test",
+        database_url=scratch_database_url,
+        jwt_secret=TEST_JWT_SECRET,
+        database_pool_size=20,
+    )  # type: ignore[arg-type]
     await asyncio.to_thread(upgrade, settings)
     clock = FrozenClock(datetime.now(UTC).replace(microsecond=0))
     app = create_app(settings, clock=clock)
     async with app.router.lifespan_context(app):
-        transport = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                      base_url="http://testserver")
+        transport = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        )
         async with transport as client:
             yield app, client
 
@@ -114,14 +121,20 @@ async def test_concurrent_duplicates_make_exactly_one_referral(committing_client
     assert await _count(app, select(func.count()).select_from(Referral)) == 1
 
 
-async def test_concurrent_referrals_for_one_new_person_share_record_and_case(committing_client,
-                                                                             staff_headers):
+async def test_concurrent_referrals_for_one_new_person_share_record_and_case(
+    committing_client, staff_headers
+):
     app, client = committing_client
     nhs = valid_test_nhs_numbers(1, start=3100)[0]
     responses = await asyncio.gather(
-        *(client.post("/v1/referrals", json=referral_body(nhs=nhs, needs=[f"need {i}"]),
-                      headers={**staff_headers(), "Idempotency-Key": f"p-{i}"})
-          for i in range(8))
+        *(
+            client.post(
+                "/v1/referrals",
+                json=referral_body(nhs=nhs, needs=[f"need {i}"]),
+                headers={**staff_headers(), "Idempotency-Key": f"p-{i}"},
+            )
+            for i in range(8)
+        )
     )
     assert {r.status_code for r in responses} == {201}, [r.text for r in responses]
     assert len({r.json()["person_id"] for r in responses}) == 1

@@ -14,8 +14,11 @@ NHS_A, NHS_B, NHS_C = valid_test_nhs_numbers(3, start=100)
 
 
 async def test_phone_referral_is_stored_with_its_decision_and_case(client, staff_headers, session):
-    response = await client.post("/v1/referrals", json=referral_body(age=15, nhs=NHS_A),
-                                 headers=staff_headers("call_handler"))
+    response = await client.post(
+        "/v1/referrals",
+        json=referral_body(age=15, nhs=NHS_A),
+        headers=staff_headers("call_handler"),
+    )
     assert response.status_code == 201, response.text
     body = response.json()
     assert response.headers["location"] == f"/v1/referrals/{body['id']}"
@@ -26,16 +29,20 @@ async def test_phone_referral_is_stored_with_its_decision_and_case(client, staff
     assert decision["eligibility"]["outcome"] == "eligible"
     assert decision["urgency"]["code"] == "E"
     assert decision["thrive_grouping"] == "getting_help"
-    assert decision["route"] == {**decision["route"], "kind": "community_base",
-                                 "queue_id": "cb-norwich"}
+    assert decision["route"] == {
+        **decision["route"],
+        "kind": "community_base",
+        "queue_id": "cb-norwich",
+    }
     assert decision["ruleset_version"]
 
     referral = await session.get(Referral, uuid.UUID(body["id"]))
     assert referral is not None
     assert referral.raw_payload["person"]["nhs_number"] == NHS_A
     assert referral.normalised["person"]["postcode"] == "NR1 3AB"
-    stored = await session.scalar(select(TriageDecision).where(
-        TriageDecision.referral_id == referral.id))
+    stored = await session.scalar(
+        select(TriageDecision).where(TriageDecision.referral_id == referral.id)
+    )
     assert stored is not None and stored.urgency_code == "E"
     assert stored.input_snapshot["channel"] == "phone"
     case = await session.get(Case, uuid.UUID(body["case_id"]))
@@ -70,8 +77,11 @@ async def test_drop_in_needs_a_site(client, staff_headers):
 
 async def test_system_referral_with_client_credentials(client, make_client):
     _, headers = await make_client()
-    response = await client.post("/v1/referrals", json=referral_body("system", nhs=NHS_B),
-                                 headers={**headers, "Idempotency-Key": "gp-1"})
+    response = await client.post(
+        "/v1/referrals",
+        json=referral_body("system", nhs=NHS_B),
+        headers={**headers, "Idempotency-Key": "gp-1"},
+    )
     assert response.status_code == 201, response.text
     assert response.json()["channel"] == "system"
 
@@ -85,11 +95,13 @@ async def test_system_must_send_an_idempotency_key(client, make_client):
 
 async def test_channels_match_the_caller(client, make_client, staff_headers):
     _, headers = await make_client()
-    as_system = await client.post("/v1/referrals", json=referral_body("phone"),
-                                  headers={**headers, "Idempotency-Key": "k"})
+    as_system = await client.post(
+        "/v1/referrals", json=referral_body("phone"), headers={**headers, "Idempotency-Key": "k"}
+    )
     assert as_system.status_code == 403
-    as_staff = await client.post("/v1/referrals", json=referral_body("system"),
-                                 headers=staff_headers())
+    as_staff = await client.post(
+        "/v1/referrals", json=referral_body("system"), headers=staff_headers()
+    )
     assert as_staff.status_code == 403
 
 
@@ -100,8 +112,9 @@ async def test_referrals_need_authentication(client):
 
 
 async def test_ineligible_referral_is_signposted_without_a_case(client, staff_headers, session):
-    response = await client.post("/v1/referrals", json=referral_body(age=27),
-                                 headers=staff_headers())
+    response = await client.post(
+        "/v1/referrals", json=referral_body(age=27), headers=staff_headers()
+    )
     assert response.status_code == 201
     body = response.json()
     assert body["case_id"] is None
@@ -120,12 +133,14 @@ async def test_urgent_referral_goes_to_crisis(client, staff_headers):
     assert "suicidal_intent" in decision["urgency"]["flags"]
 
 
-async def test_read_back_by_staff_and_by_the_submitting_system_only(client, make_client,
-                                                                    staff_headers):
+async def test_read_back_by_staff_and_by_the_submitting_system_only(
+    client, make_client, staff_headers
+):
     _, gp = await make_client(name="GP one", ods="A81001")
     _, other = await make_client(name="GP two", ods="B82002")
-    created = await client.post("/v1/referrals", json=referral_body("system"),
-                                headers={**gp, "Idempotency-Key": "read-1"})
+    created = await client.post(
+        "/v1/referrals", json=referral_body("system"), headers={**gp, "Idempotency-Key": "read-1"}
+    )
     referral_id = created.json()["id"]
     own = await client.get(f"/v1/referrals/{referral_id}", headers=gp)
     assert own.status_code == 200
@@ -182,16 +197,18 @@ async def test_urgent_self_referral_shows_crisis_contacts(client):
 async def test_self_referral_reveals_nothing_about_known_people(client, staff_headers):
     await client.post("/v1/referrals", json=referral_body(nhs=NHS_C), headers=staff_headers())
     known = await client.post("/v1/self-referrals", json=self_referral_body(nhs=NHS_C))
-    unknown = await client.post("/v1/self-referrals",
-                                json=self_referral_body(nhs=valid_test_nhs_numbers(1, 900)[0]))
+    unknown = await client.post(
+        "/v1/self-referrals", json=self_referral_body(nhs=valid_test_nhs_numbers(1, 900)[0])
+    )
     assert known.status_code == unknown.status_code == 201
     assert set(known.json()) == set(unknown.json())
     assert "person_id" not in known.text
 
 
 async def test_self_referral_honeypot_is_refused(client, session):
-    response = await client.post("/v1/self-referrals",
-                                 json={**self_referral_body(), "website": "http://spam"})
+    response = await client.post(
+        "/v1/self-referrals", json={**self_referral_body(), "website": "http://spam"}
+    )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "website"
     assert await count_rows(session, "referrals") == 0
@@ -213,14 +230,19 @@ async def test_gillick_judgement_is_recorded(client, staff_headers, session):
     assert referral.normalised["consent"]["gillick"]["outcome"] == "competent"
 
 
-async def test_person_recorded_once_across_gp_and_self_referral(client, make_client,
-                                                                staff_headers, session):
+async def test_person_recorded_once_across_gp_and_self_referral(
+    client, make_client, staff_headers, session
+):
     nhs = valid_test_nhs_numbers(1, start=500)[0]
     _, gp = await make_client()
-    first = await client.post("/v1/referrals", json=referral_body("system", nhs=nhs, age=16),
-                              headers={**gp, "Idempotency-Key": "once-1"})
-    await client.post("/v1/self-referrals", json=self_referral_body(nhs=f"{nhs[:3]} {nhs[3:6]} "
-                                                                   f"{nhs[6:]}", age=16))
+    first = await client.post(
+        "/v1/referrals",
+        json=referral_body("system", nhs=nhs, age=16),
+        headers={**gp, "Idempotency-Key": "once-1"},
+    )
+    await client.post(
+        "/v1/self-referrals", json=self_referral_body(nhs=f"{nhs[:3]} {nhs[3:6]} {nhs[6:]}", age=16)
+    )
     people = await session.scalars(select(Person).where(Person.nhs_number == nhs))
     assert len(people.all()) == 1
     referrals = (await session.scalars(select(Referral).order_by(Referral.received_at))).all()
@@ -233,8 +255,9 @@ async def test_person_recorded_once_across_gp_and_self_referral(client, make_cli
 async def test_same_name_dob_and_postcode_join_the_same_person(client, staff_headers):
     body = referral_body(age=15)
     first = await client.post("/v1/referrals", json=body, headers=staff_headers())
-    again = referral_body(age=15, person={"given_name": " alex ", "family_name": "TESTPERSON",
-                                          "postcode": "nr13ab"})
+    again = referral_body(
+        age=15, person={"given_name": " alex ", "family_name": "TESTPERSON", "postcode": "nr13ab"}
+    )
     second = await client.post("/v1/referrals", json=again, headers=staff_headers())
     assert second.json()["person_id"] == first.json()["person_id"]
 
@@ -248,17 +271,33 @@ async def test_partial_match_is_not_merged(client, staff_headers):
 
 async def test_joined_case_takes_the_higher_urgency(client, staff_headers, session):
     nhs = valid_test_nhs_numbers(1, start=700)[0]
-    first = await client.post("/v1/referrals", json=referral_body(nhs=nhs, age=15),
-                              headers=staff_headers())
+    first = await client.post(
+        "/v1/referrals", json=referral_body(nhs=nhs, age=15), headers=staff_headers()
+    )
     assert first.json()["decision"]["urgency"]["code"] == "E"
     urgent = referral_body(nhs=nhs, age=15, risk={"suicidal": "plan"})
     second = await client.post("/v1/referrals", json=urgent, headers=staff_headers())
     assert second.json()["case_id"] == first.json()["case_id"]
     case = await session.get(Case, uuid.UUID(first.json()["case_id"]), populate_existing=True)
     assert case is not None and case.urgency_code == "C"
-    assert case.respond_by_at == (await session.get(TriageDecision, (await session.scalar(
-        select(TriageDecision.id).where(TriageDecision.referral_id
-                                        == uuid.UUID(second.json()["id"])))))).respond_by_at
-    events = (await session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)
-                                    .order_by(CaseEvent.seq))).all()
+    assert (
+        case.respond_by_at
+        == (
+            await session.get(
+                TriageDecision,
+                (
+                    await session.scalar(
+                        select(TriageDecision.id).where(
+                            TriageDecision.referral_id == uuid.UUID(second.json()["id"])
+                        )
+                    )
+                ),
+            )
+        ).respond_by_at
+    )
+    events = (
+        await session.scalars(
+            select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.seq)
+        )
+    ).all()
     assert [e.type for e in events] == ["case_opened", "referral_joined"]

@@ -16,8 +16,17 @@ REASON = "Unmistakable free text about a hard week"
 
 
 def _identifying_values(dob: str) -> list[str]:
-    return [NHS, GIVEN, FAMILY, POSTCODE, POSTCODE.replace(" ", ""), dob, PHONE, REASON,
-            "Pat Example"]
+    return [
+        NHS,
+        GIVEN,
+        FAMILY,
+        POSTCODE,
+        POSTCODE.replace(" ", ""),
+        dob,
+        PHONE,
+        REASON,
+        "Pat Example",
+    ]
 
 
 async def test_logs_never_contain_patient_identifiers(client, staff_headers, make_client):
@@ -27,8 +36,13 @@ async def test_logs_never_contain_patient_identifiers(client, staff_headers, mak
     handler.setFormatter(root.handlers[0].formatter)
     root.addHandler(handler)
     try:
-        person = {"nhs_number": NHS, "given_name": GIVEN, "family_name": FAMILY,
-                  "postcode": POSTCODE, "phone": PHONE}
+        person = {
+            "nhs_number": NHS,
+            "given_name": GIVEN,
+            "family_name": FAMILY,
+            "postcode": POSTCODE,
+            "phone": PHONE,
+        }
         body = referral_body(age=17, person=person, reason=REASON)
         dob = body["person"]["date_of_birth"]
         staff = staff_headers()
@@ -37,12 +51,15 @@ async def test_logs_never_contain_patient_identifiers(client, staff_headers, mak
         _, gp = await make_client()
         system = referral_body("system", age=17, person=person, reason=REASON)
         await client.post("/v1/referrals", json=system, headers={**gp, "Idempotency-Key": "log"})
-        await client.post("/v1/self-referrals",
-                          json=self_referral_body(age=17, person=person, reason=REASON))
+        await client.post(
+            "/v1/self-referrals", json=self_referral_body(age=17, person=person, reason=REASON)
+        )
         await client.post("/v1/triage/evaluate", json=body, headers=staff)
         await client.get(f"/v1/persons?nhs_number={NHS}", headers=staff)
-        await client.get(f"/v1/persons?family_name={FAMILY}&date_of_birth={dob}"
-                         f"&postcode={POSTCODE}", headers=staff)
+        await client.get(
+            f"/v1/persons?family_name={FAMILY}&date_of_birth={dob}&postcode={POSTCODE}",
+            headers=staff,
+        )
         await client.get(f"/v1/referrals/{created.json()['id']}", headers=staff)
         # Bad input must not be echoed into logs either.
         bad = referral_body(person={**person, "nhs_number": "9990000019"}, reason=REASON)

@@ -34,8 +34,10 @@ async def test_services_directory_is_public(client):
     body = response.json()
     by_name = {loc["name"]: loc for loc in body["localities"]}
     assert set(by_name) >= {"Norwich", "Waveney", "West Norfolk"}
-    assert by_name["Waveney"]["one_stop_shop"]["id"] == by_name["Great Yarmouth"][
-        "one_stop_shop"]["id"]
+    assert (
+        by_name["Waveney"]["one_stop_shop"]["id"]
+        == by_name["Great Yarmouth"]["one_stop_shop"]["id"]
+    )
     assert "PE14" in by_name["West Norfolk"]["postcode_districts"]
     kinds = {q["kind"] for q in body["queues"]}
     assert {"crisis", "duty", "looked_after", "access_hub"} <= kinds
@@ -82,28 +84,31 @@ async def test_person_search_offers_close_matches(client, staff_headers):
     body = referral_body(age=15, person={"family_name": "Smithson"})
     await client.post("/v1/referrals", json=body, headers=staff_headers())
     dob = body["person"]["date_of_birth"]
-    response = await client.get("/v1/persons", params={"family_name": "Smith",
-                                                       "date_of_birth": dob},
-                                headers=staff_headers())
+    response = await client.get(
+        "/v1/persons",
+        params={"family_name": "Smith", "date_of_birth": dob},
+        headers=staff_headers(),
+    )
     [match] = response.json()["matches"]
     assert match["match"] == "close"
 
 
 async def test_person_search_needs_criteria(client, staff_headers):
-    response = await client.get("/v1/persons", params={"family_name": "Smith"},
-                                headers=staff_headers())
+    response = await client.get(
+        "/v1/persons", params={"family_name": "Smith"}, headers=staff_headers()
+    )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "query:date_of_birth"
-    bad = await client.get("/v1/persons", params={"nhs_number": "9990000019"},
-                           headers=staff_headers())
+    bad = await client.get(
+        "/v1/persons", params={"nhs_number": "9990000019"}, headers=staff_headers()
+    )
     assert bad.status_code == 422
     assert "9990000019" not in bad.text
 
 
 async def test_person_search_is_for_staff(client, make_client):
     _, headers = await make_client()
-    response = await client.get("/v1/persons", params={"nhs_number": "9990000018"},
-                                headers=headers)
+    response = await client.get("/v1/persons", params={"nhs_number": "9990000018"}, headers=headers)
     assert response.status_code == 403
 
 
@@ -112,8 +117,9 @@ def test_production_refuses_insecure_defaults():
         Settings(environment="production", database_url="postgresql://db/frontdoor")
     with pytest.raises(ValidationError, match="DATABASE_URL"):
         Settings(environment="production", jwt_secret="s" * 40)  # type: ignore[arg-type]
-    ok = Settings(environment="production", database_url="postgresql://db/frontdoor",
-                  jwt_secret="s" * 40)  # type: ignore[arg-type]
+    ok = Settings(
+        environment="production", database_url="postgresql://db/frontdoor", jwt_secret="s" * 40
+    )  # type: ignore[arg-type]
     assert ok.database_url.startswith("postgresql+asyncpg://")
 
 
