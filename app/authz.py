@@ -7,17 +7,47 @@
 - Duty clinicians see the crisis and duty queues (whatever their teams) and their teams' queues.
 - Team leads see and manage (allocate, reallocate) their own teams' queues.
 - Admins see every queue and the audit trail.
-- Referring systems read back only the referrals they submitted, never cases.
+- Any staff role may search people and read referrals (the front door is one service: a call
+  handler must find a known young person and their referrals while on the call). Every such
+  read is audited, one event per person or referral.
+- Referring systems submit referrals and read back only their own organisation's referrals
+  (same ODS code, so a rotated key still reads what the old key sent); never people, cases or
+  case timelines. Another organisation's referral is a 404, as if it did not exist.
+
+Routers call these functions; a refusal is a 403 (or a 404 where even existence must not be
+revealed) and is itself audited with ``outcome="denied"``.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection
 
-from app.security import Actor, Role
+from app.security import STAFF_ROLES, Actor, Role
 
 DUTY_QUEUE_KINDS = frozenset({"crisis", "duty"})
 CASE_READER_ROLES = frozenset({Role.PRACTITIONER, Role.DUTY_CLINICIAN, Role.TEAM_LEAD, Role.ADMIN})
+
+
+def can_search_persons(actor: Actor) -> bool:
+    """May search people by NHS number or demographics (staff only)."""
+    return actor.is_staff and actor.role in STAFF_ROLES
+
+
+def can_read_referral(
+    actor: Actor,
+    *,
+    submitted_by_client_id: uuid.UUID | None,
+    submitted_by_ods_code: str | None,
+) -> bool:
+    """May read a referral back: any staff role; a system only its own organisation's."""
+    if actor.is_staff:
+        return actor.role in STAFF_ROLES
+    if not actor.is_system or submitted_by_client_id is None:
+        return False
+    if actor.client_id == submitted_by_client_id:
+        return True
+    return actor.ods_code is not None and actor.ods_code == submitted_by_ods_code
 
 
 def can_see_queue(actor: Actor, queue_id: str, queue_kind: str) -> bool:
@@ -79,4 +109,5 @@ def can_act_on_case(
 
 
 def can_read_audit(actor: Actor) -> bool:
+    """May read the audit trail ("who has looked at this young person's record?")."""
     return actor.is_staff and actor.role == Role.ADMIN

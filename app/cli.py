@@ -131,7 +131,8 @@ async def _client(settings: Settings, args: argparse.Namespace) -> int:
                 from pydantic import TypeAdapter, ValidationError
 
                 try:
-                    ods = TypeAdapter(OdsCode).validate_python(args.ods)
+                    # Upper-cased first: OdsCode checks its pattern before its own to_upper.
+                    ods = TypeAdapter(OdsCode).validate_python(args.ods.strip().upper())
                 except ValidationError:
                     print("--ods must be an ODS code (3-10 letters and digits)", file=sys.stderr)
                     return 2

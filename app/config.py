@@ -51,6 +51,18 @@ class Settings(BaseSettings):
     jwt_issuer: str = "frontdoor-local"
     jwt_audience: str = "frontdoor"
     jwt_lifetime_minutes: int = Field(default=8 * 60, ge=1, le=24 * 60)
+    # Tolerated clock difference with the identity provider when checking exp/nbf/iat.
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    # The organisation staff act for, recorded in the audit trail (a token's ``org`` claim wins).
+    service_ods_code: str | None = Field(default=None, pattern=r"^[A-Z0-9]{3,10}$")
+
+    # The public self-referral form, per process (see app/ratelimit.py): a token bucket per
+    # client address and one for everyone, each refilled evenly over a minute.
+    self_referral_per_address_per_minute: int = Field(default=10, ge=1, le=10_000)
+    self_referral_overall_per_minute: int = Field(default=300, ge=1, le=100_000)
+    # How many reverse proxies in front of the service append to X-Forwarded-For. 0 (default):
+    # the header is ignored and the TCP peer is the client address (the header is client-set).
+    forwarded_for_trusted_hops: int = Field(default=0, ge=0, le=5)
 
     # Idempotency keys are kept this long; a retry after that creates a new referral.
     idempotency_key_ttl_hours: int = Field(default=72, ge=1, le=24 * 30)
@@ -67,18 +79,29 @@ class Settings(BaseSettings):
         return normalise_database_url(value)
 
     @model_validator(mode="after")
+    def _rs256_needs_jwks(self) -> Settings:
+        # Without a JWKS URL there is no public key to check RS256 signatures against.
+        if self.jwt_algorithm == "RS256" and not self.jwt_jwks_url:
+            raise ValueError(
+                "FRONTDOOR_JWT_JWKS_URL is required with FRONTDOOR_JWT_ALGORITHM=RS256"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
         if self.environment != "production":
             return self
         problems = []
+        if "*" in self.cors_allow_origins:
+            problems.append("FRONTDOOR_CORS_ALLOW_ORIGINS must list origins, not '*'")
         if self.jwt_algorithm == "HS256":
             secret = self.jwt_secret.get_secret_value()
             if secret == INSECURE_DEV_JWT_SECRET or len(secret) < 32:
                 problems.append(
                     "FRONTDOOR_JWT_SECRET must be set to a secret of at least 32 characters"
                 )
-        elif not self.jwt_jwks_url:
-            problems.append("FRONTDOOR_JWT_JWKS_URL is required with RS256")
+        elif not (self.jwt_jwks_url or "").startswith("https://"):
+            problems.append("FRONTDOOR_JWT_JWKS_URL must be an https:// URL in production")
         if self.database_url == DEFAULT_DATABASE_URL:
             problems.append("DATABASE_URL must be set explicitly in production")
         if self.sql_echo:

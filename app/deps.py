@@ -54,7 +54,7 @@ async def current_actor(
     if bearer is not None and api_key is not None:
         raise Unauthenticated("Send either a bearer token or an API key, not both.")
     if bearer is not None:
-        actor = request.app.state.token_verifier.verify(bearer.credentials)
+        actor = await request.app.state.token_verifier.authenticate(bearer.credentials)
     elif api_key is not None:
         actor = await request.app.state.api_key_verifier.verify(session, api_key)
     else:
@@ -68,6 +68,7 @@ async def current_actor(
 
 
 async def current_staff(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
+    """Signed-in staff only: a referring system is 403."""
     if not actor.is_staff:
         raise Forbidden("Only signed-in staff can do this.")
     return actor
@@ -106,3 +107,6 @@ def require_json(request: Request) -> None:
 
 
 JsonBody = Depends(require_json)
+
+# Admins only (the audit trail): every other role and every referring system is 403.
+AdminDep = Annotated[Actor, require_roles(Role.ADMIN)]

@@ -1,4 +1,5 @@
-"""ASGI middleware: request ids and access logs without query strings, body size cap, headers.
+"""ASGI middleware: request ids and access logs without query strings, body size cap, headers,
+and the last word on unexpected errors.
 
 Written as plain ASGI (not BaseHTTPMiddleware) so it adds little to every request.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+import traceback
 import uuid
 from typing import Any
 
@@ -35,7 +37,12 @@ HSTS_HEADER = (b"strict-transport-security", b"max-age=31536000; includeSubDomai
 
 
 class RequestContextMiddleware:
-    """Give each request an id, log it by route template, cap its body, add security headers."""
+    """Give each request an id, log it by route template, cap its body, add security headers.
+
+    An exception no handler took is answered here with a plain 500 problem (security headers
+    included) and logged by type and raising line only. It is not re-raised: the server would
+    log its message and traceback, and a driver's message can quote submitted patient data.
+    """
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, hsts: bool = False) -> None:
         self.app = app
@@ -63,6 +70,7 @@ class RequestContextMiddleware:
 
         received = 0
         max_bytes = self.max_body_bytes
+        response_started = {"started": False}
 
         async def capped_receive() -> Message:
             nonlocal received
@@ -75,6 +83,7 @@ class RequestContextMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                response_started["started"] = True
                 status_holder["status"] = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
@@ -88,6 +97,11 @@ class RequestContextMiddleware:
         except _BodyTooLarge:
             status_holder["status"] = 413
             await self._too_large(scope, send, request_id)
+        except Exception as exc:
+            status_holder["status"] = 500
+            _log_unexpected(exc)
+            if not response_started["started"]:
+                await self._internal_error(send, request_id)
         finally:
             self._log(scope, status_holder["status"], started)
             structlog.contextvars.clear_contextvars()
@@ -125,6 +139,35 @@ class RequestContextMiddleware:
         ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    async def _internal_error(self, send: Send, request_id: str) -> None:
+        body = orjson.dumps(
+            {
+                "type": "internal_error",
+                "code": "internal_error",
+                "title": "Internal error",
+                "status": 500,
+                # Not "nothing was stored": the failure may come after the commit.
+                "detail": "Something went wrong on our side. Quote the request id if it "
+                "happens again.",
+                "request_id": request_id,
+            }
+        )
+        headers: list[Any] = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()),
+            *self.headers,
+        ]
+        await send({"type": "http.response.start", "status": 500, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _log_unexpected(exc: Exception) -> None:
+    """The exception's type and where it was raised; never its message (it may hold data)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
+    log.error("unhandled_error", error_type=type(exc).__name__, raised_at=where)
 
 
 class _BodyTooLarge(Exception):

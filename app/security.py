@@ -8,6 +8,7 @@ System keys look like ``fdk_<prefix>_<secret>``; only an argon2 hash is stored, 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 import uuid
@@ -16,7 +17,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import anyio.to_thread
 import jwt
+import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
@@ -26,8 +29,12 @@ from app.config import Settings
 from app.errors import Forbidden, Unauthenticated
 from app.models import ApiClient
 
+log = structlog.get_logger(__name__)
+
 
 class Role(StrEnum):
+    """Staff roles, carried in the token's ``role`` claim."""
+
     CALL_HANDLER = "call_handler"
     PRACTITIONER = "practitioner"
     DUTY_CLINICIAN = "duty_clinician"
@@ -40,12 +47,22 @@ API_KEY_PREFIX = "fdk"
 # A verified key is remembered (by its SHA-256) so argon2 runs once per key per process,
 # not once per request; the client row, and so revocation, is still read on every request.
 VERIFIED_KEY_CACHE_SECONDS = 300.0
+# Generated keys are ~60 characters; anything much longer is refused before hashing.
+API_KEY_MAX_CHARS = 128
+# Bounded so a slow identity provider cannot hold requests for long.
+JWKS_FETCH_TIMEOUT_SECONDS = 5.0
+_ODS_CODE_RE = re.compile(r"^[A-Z0-9]{3,10}$")
 _password_hasher = PasswordHasher()
 
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """The caller of one request."""
+    """The caller of one request.
+
+    ``ods_code`` is the organisation the caller acts for: a referring system's own code, or for
+    staff the token's ``org`` claim (else ``FRONTDOOR_SERVICE_ODS_CODE``). It is recorded in
+    the audit trail and bounds what a referring system may read back.
+    """
 
     kind: str  # "staff" | "system" | "public"
     id: str | None
@@ -109,17 +126,31 @@ def issue_staff_token(
 
 
 class StaffTokenVerifier:
-    """Verifies staff bearer tokens against the configured keys."""
+    """Verifies staff bearer tokens against the configured keys.
+
+    Only the configured algorithm is accepted, so an HS256 token signed with the identity
+    provider's public key (algorithm confusion) fails when RS256 is configured.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._jwks = (
-            jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True)
+            jwt.PyJWKClient(
+                settings.jwt_jwks_url, cache_keys=True, timeout=JWKS_FETCH_TIMEOUT_SECONDS
+            )
             if settings.jwt_algorithm == "RS256" and settings.jwt_jwks_url
             else None
         )
 
+    async def authenticate(self, token: str) -> Actor:
+        """``verify`` without blocking the event loop while the JWKS is fetched."""
+        if self._jwks is None:
+            return self.verify(token)
+        return await anyio.to_thread.run_sync(self.verify, token)
+
     def verify(self, token: str) -> Actor:
+        """The staff member a token names; 401 for any bad token, 403 for a token without a
+        Front Door role. May fetch the JWKS (blocking): async callers use ``authenticate``."""
         settings = self._settings
         try:
             if self._jwks is not None:
@@ -132,24 +163,39 @@ class StaffTokenVerifier:
                 algorithms=[settings.jwt_algorithm],
                 audience=settings.jwt_audience,
                 issuer=settings.jwt_issuer,
+                leeway=settings.jwt_leeway_seconds,
                 options={"require": ["exp", "iss", "aud", "sub"]},
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthenticated("The token has expired.", headers=_bearer_challenge()) from exc
+        except jwt.PyJWKClientConnectionError as exc:
+            # Logged so operators see an unreachable identity provider; the caller sees a 401.
+            log.warning("jwks_unreachable", error_type=type(exc).__name__)
+            raise Unauthenticated("The token is not valid.", headers=_bearer_challenge()) from exc
         except jwt.PyJWTError as exc:
             raise Unauthenticated("The token is not valid.", headers=_bearer_challenge()) from exc
         role = claims.get("role")
-        if role not in STAFF_ROLES:
+        if not isinstance(role, str) or role not in STAFF_ROLES:
             raise Forbidden("The token carries no Front Door staff role.")
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject or len(subject) > 128:
+            raise Unauthenticated("The token's subject is malformed.", headers=_bearer_challenge())
         queues = claims.get("queues") or []
         if not isinstance(queues, list) or not all(isinstance(q, str) for q in queues):
-            raise Unauthenticated("The token's queues claim is malformed.")
+            raise Unauthenticated(
+                "The token's queues claim is malformed.", headers=_bearer_challenge()
+            )
+        org = claims.get("org")
+        name = claims.get("name")
         return Actor(
             kind="staff",
-            id=str(claims["sub"]),
+            id=subject,
             role=role,
-            name=claims.get("name") if isinstance(claims.get("name"), str) else None,
+            name=name if isinstance(name, str) else None,
             queue_ids=frozenset(queues),
+            ods_code=org
+            if isinstance(org, str) and _ODS_CODE_RE.match(org)
+            else settings.service_ods_code,
         )
 
 
@@ -175,14 +221,19 @@ def generate_api_key() -> NewApiKey:
 
 
 class ApiKeyVerifier:
-    """Checks system keys; remembers verified keys so argon2 is not paid on every request."""
+    """Checks system keys; remembers verified keys so argon2 is not paid on every request.
+
+    The client row is read on every request, so a revoked key stops working at once. argon2
+    runs in a worker thread: it is deliberately slow and would otherwise stall every request.
+    """
 
     def __init__(self) -> None:
         self._verified: dict[tuple[uuid.UUID, str], float] = {}
 
     async def verify(self, session: AsyncSession, key: str) -> Actor:
+        """The referring system a key belongs to; 401 for an unknown, wrong or revoked key."""
         parts = key.split("_", 2)
-        if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
+        if len(key) > API_KEY_MAX_CHARS or len(parts) != 3 or parts[0] != API_KEY_PREFIX:
             raise Unauthenticated("The API key is not valid.")
         client = await session.scalar(select(ApiClient).where(ApiClient.key_prefix == parts[1]))
         if client is None or client.revoked_at is not None:
@@ -191,10 +242,8 @@ class ApiKeyVerifier:
         cache_key = (client.id, digest)
         verified_at = self._verified.get(cache_key)
         if verified_at is None or time.monotonic() - verified_at > VERIFIED_KEY_CACHE_SECONDS:
-            try:
-                _password_hasher.verify(client.key_hash, key)
-            except (VerificationError, InvalidHashError) as exc:
-                raise Unauthenticated("The API key is not valid.") from exc
+            if not await anyio.to_thread.run_sync(_argon2_matches, client.key_hash, key):
+                raise Unauthenticated("The API key is not valid.")
             self._verified[cache_key] = time.monotonic()
         return Actor(
             kind="system",
@@ -203,3 +252,10 @@ class ApiKeyVerifier:
             client_id=client.id,
             ods_code=client.ods_code,
         )
+
+
+def _argon2_matches(key_hash: str, key: str) -> bool:
+    try:
+        return _password_hasher.verify(key_hash, key)
+    except (VerificationError, InvalidHashError):
+        return False

@@ -8,13 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from app.deps import SessionDep, StaffDep
+from app.deps import ClockDep, SessionDep, StaffDep
 from app.errors import Unprocessable
 from app.models import Case, Referral, TriageDecision
 from app.presenters import referral_status
 from app.responses import errors_for
 from app.schemas.common import Name, NhsNumber, Postcode
 from app.schemas.person import PersonRead, PersonReferralSummary, PersonSearchRead
+from app.services import audit
 from app.services.persons import search_persons
 
 router = APIRouter(prefix="/v1", tags=["persons"])
@@ -29,6 +30,7 @@ router = APIRouter(prefix="/v1", tags=["persons"])
 async def find_persons(
     session: SessionDep,
     actor: StaffDep,
+    clock: ClockDep,
     nhs_number: Annotated[NhsNumber | None, Query()] = None,
     family_name: Annotated[Name | None, Query()] = None,
     given_name: Annotated[Name | None, Query()] = None,
@@ -48,7 +50,28 @@ async def find_persons(
         date_of_birth=date_of_birth,
         postcode=postcode,
     )
+    # The criteria's names (never their values): enough to tell a lookup from a trawl.
+    criteria = [
+        name
+        for name, value in (
+            ("nhs_number", nhs_number),
+            ("family_name", family_name),
+            ("given_name", given_name),
+            ("date_of_birth", date_of_birth),
+            ("postcode", postcode),
+        )
+        if value
+    ]
     if not found:
+        audit.record(
+            session,
+            actor=actor,
+            action="search",
+            resource_type="person",
+            resource_id=None,
+            now=clock.now(),
+            details={"criteria": criteria, "matches": 0},
+        )
         return PersonSearchRead(matches=[])
     ids = [m.person.id for m in found]
     rows = (
@@ -74,6 +97,22 @@ async def find_persons(
                 queue_id=case.queue_id if case else None,
                 case_id=referral.case_id,
             )
+        )
+    # One event per person shown, so each young person's record lists this search.
+    for m in found:
+        audit.record(
+            session,
+            actor=actor,
+            action="search",
+            resource_type="person",
+            resource_id=m.person.id,
+            person_id=m.person.id,
+            now=clock.now(),
+            details={
+                "criteria": criteria,
+                "match": m.match,
+                "referral_ids": [r.id for r in by_person[m.person.id]],
+            },
         )
     return PersonSearchRead(
         matches=[

@@ -9,12 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Request, Response
 from sqlalchemy import select
 
+from app.authz import can_read_referral
 from app.deps import ActorDep, ClockDep, JsonBody, RulesetDep, SessionDep, SettingsDep, StaffDep
 from app.errors import Forbidden, NotFound, Unprocessable
-from app.models import Case, Referral, TriageDecision
+from app.models import ApiClient, Case, Referral, TriageDecision
 from app.presenters import referral_read
 from app.responses import ERROR_RESPONSES, errors_for
 from app.schemas.referral import DecisionRead, ReferralCreate, ReferralRead
+from app.services import audit
 from app.services.intake import check_site, facts_from, submit_referral
 from app.triage import evaluate
 
@@ -103,20 +105,45 @@ async def evaluate_referral(
     summary="Read a referral (a referring system: only its own)",
 )
 async def get_referral(
-    referral_id: uuid.UUID, session: SessionDep, actor: ActorDep
+    referral_id: uuid.UUID, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> ReferralRead:
     row = (
         await session.execute(
-            select(Referral, TriageDecision, Case)
+            select(Referral, TriageDecision, Case, ApiClient.ods_code)
             .join(TriageDecision, TriageDecision.referral_id == Referral.id)
             .outerjoin(Case, Case.id == Referral.case_id)
+            .outerjoin(ApiClient, ApiClient.id == Referral.submitted_by_client_id)
             .where(Referral.id == referral_id)
         )
     ).one_or_none()
-    # Another organisation's referral is indistinguishable from one that does not exist.
-    if row is None or (actor.is_system and row[0].submitted_by_client_id != actor.client_id):
+    if row is None:
         raise NotFound("No referral with this id.")
-    referral, decision, case = row
+    referral, decision, case, submitted_by_ods_code = row
+    if not can_read_referral(
+        actor,
+        submitted_by_client_id=referral.submitted_by_client_id,
+        submitted_by_ods_code=submitted_by_ods_code,
+    ):
+        await audit.record_refusal(
+            session,
+            actor=actor,
+            action="read",
+            resource_type="referral",
+            resource_id=referral.id,
+            person_id=referral.person_id,
+            now=clock.now(),
+        )
+        # Another organisation's referral is indistinguishable from one that does not exist.
+        raise NotFound("No referral with this id.")
+    audit.record(
+        session,
+        actor=actor,
+        action="read",
+        resource_type="referral",
+        resource_id=referral.id,
+        person_id=referral.person_id,
+        now=clock.now(),
+    )
     return referral_read(referral, decision, case)
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Request
 from app.content import URGENT_CODES, crisis_block, next_steps
 from app.deps import ClockDep, JsonBody, RulesetDep, SessionDep
 from app.errors import Unprocessable
+from app.ratelimit import SelfReferralRateLimit
 from app.responses import errors_for
 from app.schemas.referral import SelfReferralCreate, SelfReferralRead
 from app.security import PUBLIC
@@ -22,7 +23,8 @@ router = APIRouter(prefix="/v1", tags=["self-referral"])
     "/self-referrals",
     status_code=201,
     response_model=SelfReferralRead,
-    dependencies=[JsonBody],
+    # The rate limit runs before validation, so invalid attempts use up the allowance too.
+    dependencies=[SelfReferralRateLimit, JsonBody],
     responses=errors_for(400, 413, 415, 422, 429),
     summary="A young person or parent/carer refers themselves (public, no login)",
 )
@@ -33,6 +35,8 @@ async def create_self_referral(
     ruleset: RulesetDep,
     clock: ClockDep,
 ) -> SelfReferralRead:
+    # Honeypot: hidden from people, filled in by bots. Refused openly rather than faked: a person
+    # whose browser autofilled it must not be told they were referred when they were not.
     if body.website:
         raise Unprocessable("Leave this field empty.", field="website")
     raw: dict[str, Any] = await request.json()

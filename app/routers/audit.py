@@ -1,0 +1,90 @@
+"""The audit trail for admins: "who has looked at this young person's record?"."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.deps import AdminDep, ClockDep, SessionDep
+from app.errors import Unprocessable
+from app.responses import errors_for
+from app.schemas.audit import AuditEventRead, AuditPage
+from app.services import audit
+
+router = APIRouter(prefix="/v1", tags=["audit"])
+
+AUDIT_PAGE_DEFAULT = 50
+AUDIT_PAGE_MAX = 200
+
+
+def encode_cursor(occurred_at: datetime, event_id: uuid.UUID) -> str:
+    """An opaque keyset cursor: the last event's time and id."""
+    raw = f"{occurred_at.isoformat()}|{event_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        occurred_at, event_id = raw.split("|", 1)
+        at = datetime.fromisoformat(occurred_at)
+        if at.tzinfo is None:
+            raise ValueError("naive cursor time")
+        return at, uuid.UUID(event_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise Unprocessable(
+            "before is not a cursor this service issued.", field="query:before"
+        ) from exc
+
+
+@router.get(
+    "/audit",
+    response_model=AuditPage,
+    responses=errors_for(401, 403, 422),
+    summary="Audit events about a person and/or by an actor, newest first (admins)",
+)
+async def list_audit_events(
+    session: SessionDep,
+    actor: AdminDep,
+    clock: ClockDep,
+    person_id: Annotated[
+        uuid.UUID | None, Query(description="the young person whose record was touched")
+    ] = None,
+    actor_id: Annotated[
+        str | None,
+        Query(min_length=1, max_length=128, description="a staff subject or client:<id>"),
+    ] = None,
+    before: Annotated[
+        str | None, Query(max_length=200, description="next_cursor from the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=AUDIT_PAGE_MAX)] = AUDIT_PAGE_DEFAULT,
+) -> AuditPage:
+    if person_id is None and actor_id is None:
+        raise Unprocessable("Give a person_id or an actor_id.", field="query:person_id")
+    cursor = decode_cursor(before) if before else None
+    # One extra row tells whether there is another page.
+    rows = await audit.list_events(
+        session, person_id=person_id, actor_id=actor_id, before=cursor, limit=limit + 1
+    )
+    page, more = rows[:limit], len(rows) > limit
+    # Reading the trail is itself an access to the person's record: audited, after the query so
+    # the reply lists what was there before this read.
+    audit.record(
+        session,
+        actor=actor,
+        action="read",
+        resource_type="audit",
+        resource_id=None,
+        person_id=person_id,
+        now=clock.now(),
+        details={"actor_id_filter": actor_id, "events": len(page)},
+    )
+    return AuditPage(
+        events=[AuditEventRead.model_validate(e, from_attributes=True) for e in page],
+        next_cursor=encode_cursor(page[-1].occurred_at, page[-1].id) if more else None,
+    )
