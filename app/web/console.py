@@ -1,0 +1,568 @@
+"""The call-handler console: sign in, find a person, record a phone referral, see the queues.
+
+Staff sign in by pasting a bearer token from the identity provider (``frontdoor token`` locally);
+it is checked with the same verifier as the API and kept in an HttpOnly, SameSite=Strict cookie
+scoped to ``/console``. Every page calls the same services as the API (person search, triage,
+intake) and records the same audit events for reads of person and referral data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from app.config import Settings
+from app.content import URGENT_CODES
+from app.deps import ClockDep, RulesetDep, SessionDep, SettingsDep
+from app.errors import Forbidden, IdempotencyKeyReused, Unauthenticated, Unprocessable
+from app.models import Person
+from app.presenters import referral_status
+from app.schemas.referral import DecisionRead, PhoneReferralCreate
+from app.security import Actor
+from app.services import audit
+from app.services.intake import check_site, facts_from, submit_referral
+from app.services.persons import search_persons
+from app.services.queues import queue_overview
+from app.triage import Ruleset, evaluate
+from app.triage.decision import UrgencyCode
+from app.web import queries
+from app.web.forms import (
+    NEEDS,
+    PHONE_REFERRAL_ORDER,
+    ParsedForm,
+    parse_person_search,
+    parse_phone_referral,
+)
+from app.web.signing import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    STAFF_COOKIE,
+    STAFF_COOKIE_PATH,
+    cookie_options,
+    csrf_valid,
+)
+from app.web.templating import render, templates
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+# A pasted token longer than this is not one of ours.
+TOKEN_MAX_CHARS = 8192
+
+
+class SignInRequired(Exception):
+    """No usable staff sign-in: browsers are sent to the sign-in page, scripts get a 401."""
+
+    def __init__(self, reason: str | None = None) -> None:
+        super().__init__(reason or "sign in required")
+        self.reason = reason
+
+
+async def console_actor(request: Request) -> Actor:
+    """The signed-in member of staff, from the console's sign-in cookie."""
+    token = request.cookies.get(STAFF_COOKIE)
+    if not token:
+        raise SignInRequired()
+    try:
+        actor = request.app.state.token_verifier.verify(token)
+    except (Unauthenticated, Forbidden) as exc:
+        raise SignInRequired(exc.detail) from exc
+    if not isinstance(actor, Actor) or not actor.is_staff:
+        raise SignInRequired("Only Front Door staff can use the console.")
+    request.state.actor = actor
+    return actor
+
+
+ConsoleActor = Annotated[Actor, Depends(console_actor)]
+
+
+async def _sign_in_required(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SignInRequired)
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse(
+            {"type": "unauthenticated", "detail": "Sign in to the console again."},
+            status_code=401,
+        )
+    response = RedirectResponse(
+        "/console/sign-in" + ("?expired=1" if exc.reason else ""), status_code=303
+    )
+    if exc.reason:
+        response.delete_cookie(STAFF_COOKIE, path=STAFF_COOKIE_PATH)
+    return response
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Register the console's sign-in redirect (the API's handlers stay JSON)."""
+    app.add_exception_handler(SignInRequired, _sign_in_required)
+
+
+def _page(
+    request: Request,
+    name: str,
+    actor: Actor | None,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+) -> Response:
+    return render(request, name, {"actor": actor, **(context or {})}, status_code=status_code)
+
+
+def _forbidden_page(request: Request, actor: Actor | None = None) -> Response:
+    return _page(
+        request,
+        "console/problem.html",
+        actor,
+        {
+            "title": "Your form could not be sent safely",
+            "message": "Go back, reload the page and try again.",
+        },
+        status_code=403,
+    )
+
+
+# Sign in and out -----------------------------------------------------------------------------
+
+
+@router.get("/sign-in")
+async def sign_in_page(request: Request, settings: SettingsDep, expired: str = "") -> Response:
+    """Paste a staff token to sign in."""
+    errors = {"token": "Your sign-in has ended. Sign in again."} if expired else {}
+    return _sign_in(request, settings, errors)
+
+
+def _sign_in(
+    request: Request, settings: Settings, errors: dict[str, str], status_code: int = 200
+) -> Response:
+    summary = [{"href": "#token", "text": message} for message in errors.values()]
+    return _page(
+        request,
+        "console/sign_in.html",
+        None,
+        {"errors": errors, "error_summary": summary, "local": not settings.is_production},
+        status_code=status_code,
+    )
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request, settings: SettingsDep) -> Response:
+    """Check the pasted token with the API's verifier and keep it in a console-only cookie."""
+    form = await request.form()
+    if not csrf_valid(request, str(form.get(CSRF_FIELD, ""))):
+        return _sign_in(
+            request,
+            settings,
+            {"token": "Your sign-in could not be sent safely. Try again."},
+            status_code=403,
+        )
+    token = str(form.get("token", "")).strip()
+    if token.lower().startswith("bearer "):
+        token = token[len("bearer ") :].strip()
+    if not token:
+        return _sign_in(request, settings, {"token": "Paste your access token"}, 422)
+    if len(token) > TOKEN_MAX_CHARS:
+        return _sign_in(request, settings, {"token": "This is not a Front Door access token"}, 422)
+    try:
+        actor = request.app.state.token_verifier.verify(token)
+    except (Unauthenticated, Forbidden) as exc:
+        return _sign_in(request, settings, {"token": exc.detail}, 422)
+    if not isinstance(actor, Actor) or not actor.is_staff:
+        return _sign_in(request, settings, {"token": "This token is not for staff"}, 422)
+    response = RedirectResponse("/console", status_code=303)
+    response.set_cookie(STAFF_COOKIE, token, **cookie_options(settings, path=STAFF_COOKIE_PATH))
+    return response
+
+
+@router.post("/sign-out")
+async def sign_out(request: Request) -> Response:
+    """Forget the sign-in cookie."""
+    form = await request.form()
+    if not csrf_valid(request, str(form.get(CSRF_FIELD, ""))):
+        return _forbidden_page(request)
+    response = RedirectResponse("/console/sign-in", status_code=303)
+    response.delete_cookie(STAFF_COOKIE, path=STAFF_COOKIE_PATH)
+    return response
+
+
+# Find a person -------------------------------------------------------------------------------
+
+
+@router.get("")
+async def home(request: Request, actor: ConsoleActor) -> Response:
+    """Find a person: the console's start page."""
+    return _page(
+        request,
+        "console/search.html",
+        actor,
+        {"nav": "search", "values": {}, "errors": {}, "error_summary": [], "results": None},
+    )
+
+
+@router.post("/search")
+async def search(
+    request: Request, actor: ConsoleActor, session: SessionDep, clock: ClockDep
+) -> Response:
+    """People matching an NHS number, or a last name and date of birth, with their referrals.
+
+    A POST, so NHS numbers and names stay out of URLs, browser history and access logs.
+    """
+    form = await request.form()
+    if not csrf_valid(request, str(form.get(CSRF_FIELD, ""))):
+        return _forbidden_page(request, actor)
+    query = parse_person_search(form)
+    if query.errors:
+        return _page(
+            request,
+            "console/search.html",
+            actor,
+            {
+                "nav": "search",
+                "values": query.values,
+                "errors": query.errors,
+                "error_summary": query.summary(),
+                "results": None,
+            },
+            status_code=422,
+        )
+    found = await search_persons(
+        session,
+        nhs_number=query.nhs_number,
+        family_name=query.family_name,
+        given_name=query.given_name,
+        date_of_birth=query.date_of_birth,
+        postcode=query.postcode,
+    )
+    now = clock.now()
+    referrals = await queries.referrals_for(session, [m.person.id for m in found])
+    # The same audit events as GET /v1/persons: the criteria's names (never their values), and
+    # one event per person shown so each young person's record lists this search.
+    criteria = query.criteria()
+    if not found:
+        audit.record(
+            session,
+            actor=actor,
+            action="search",
+            resource_type="person",
+            resource_id=None,
+            now=now,
+            details={"criteria": criteria, "matches": 0, "via": "console"},
+        )
+    for match in found:
+        audit.record(
+            session,
+            actor=actor,
+            action="search",
+            resource_type="person",
+            resource_id=match.person.id,
+            person_id=match.person.id,
+            now=now,
+            details={
+                "criteria": criteria,
+                "match": match.match,
+                "referral_ids": [str(r.referral.id) for r in referrals[match.person.id]],
+                "via": "console",
+            },
+        )
+    results = [
+        {
+            "match": match,
+            "referrals": [
+                {
+                    "summary": summary,
+                    "status": referral_status(summary.referral, summary.case),
+                }
+                for summary in referrals[match.person.id]
+            ],
+        }
+        for match in found
+    ]
+    return _page(
+        request,
+        "console/search.html",
+        actor,
+        {
+            "nav": "search",
+            "values": query.values,
+            "errors": {},
+            "error_summary": [],
+            "results": results,
+        },
+    )
+
+
+# Record a phone referral ---------------------------------------------------------------------
+
+
+def _referral_form(
+    request: Request,
+    actor: Actor,
+    ruleset: Ruleset,
+    *,
+    values: dict[str, Any],
+    errors: dict[str, str] | None = None,
+    decision: DecisionRead | None = None,
+    status_code: int = 200,
+) -> Response:
+    values = dict(values)
+    if not _is_uuid(values.get("submission_id")):
+        values["submission_id"] = str(uuid.uuid4())
+    errors = errors or {}
+    return _page(
+        request,
+        "console/referral_form.html",
+        actor,
+        {
+            "nav": "new",
+            "values": values,
+            "errors": errors,
+            "error_summary": ParsedForm(values=values, errors=errors).summary(PHONE_REFERRAL_ORDER),
+            "needs": NEEDS,
+            "decision": decision,
+            "meanings": _meanings(ruleset),
+        },
+        status_code=status_code,
+    )
+
+
+def _is_uuid(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _meanings(ruleset: Ruleset) -> dict[str, str]:
+    """What each urgency code means, from the ruleset in force (not restated here)."""
+    return {code.value: str(meaning) for code, meaning in ruleset.urgency.meanings.items()}
+
+
+def _preview(body: PhoneReferralCreate, ruleset: Ruleset, now: datetime) -> DecisionRead:
+    """The decision ``POST /v1/triage/evaluate`` would give: the same engine, nothing stored."""
+    check_site(body, ruleset)
+    return DecisionRead.model_validate(evaluate(facts_from(body, now), ruleset).to_dict())
+
+
+@router.get("/referrals/new")
+async def new_referral(
+    request: Request,
+    actor: ConsoleActor,
+    session: SessionDep,
+    ruleset: RulesetDep,
+    clock: ClockDep,
+    person_id: str = "",
+) -> Response:
+    """A blank phone referral, or one started from a person found by search."""
+    values: dict[str, Any] = {}
+    if _is_uuid(person_id):
+        person = await session.get(Person, uuid.UUID(person_id))
+        if person is not None:
+            audit.record(
+                session,
+                actor=actor,
+                action="read",
+                resource_type="person",
+                resource_id=person.id,
+                person_id=person.id,
+                now=clock.now(),
+                details={"via": "console_new_referral"},
+            )
+            values = _person_values(person)
+    return _referral_form(request, actor, ruleset, values=values)
+
+
+def _person_values(person: Person) -> dict[str, Any]:
+    """Fill the form from the record, so the caller is not asked what we already know."""
+    dob = person.date_of_birth
+    return {
+        "nhs_number": person.nhs_number or "",
+        "given_name": person.given_name or "",
+        "family_name": person.family_name or "",
+        "dob_day": str(dob.day) if dob else "",
+        "dob_month": str(dob.month) if dob else "",
+        "dob_year": str(dob.year) if dob else "",
+        "postcode": person.postcode or "",
+        "phone": person.phone or "",
+        "email": person.email or "",
+        "person_flags": [
+            flag
+            for flag, on in (("send", person.send), ("looked_after", person.looked_after))
+            if on
+        ],
+    }
+
+
+@router.post("/referrals/new")
+async def record_referral(
+    request: Request,
+    actor: ConsoleActor,
+    session: SessionDep,
+    ruleset: RulesetDep,
+    clock: ClockDep,
+) -> Response:
+    """Preview the decision (the "Preview decision" button) or submit the referral."""
+    form = await request.form()
+    if not csrf_valid(request, str(form.get(CSRF_FIELD, ""))):
+        return _forbidden_page(request, actor)
+    submitting = form.get("action") == "submit"
+    parsed = parse_phone_referral(form, required=submitting)
+    if not parsed.ok or parsed.body is None:
+        return _referral_form(
+            request, actor, ruleset, values=parsed.values, errors=parsed.errors, status_code=422
+        )
+    if not submitting:
+        return _referral_form(
+            request,
+            actor,
+            ruleset,
+            values=parsed.values,
+            decision=_preview(parsed.body, ruleset, clock.now()),
+        )
+    submission_id = parsed.values.get("submission_id")
+    try:
+        result = await submit_referral(
+            session,
+            body=parsed.body,
+            raw_payload=parsed.raw_payload(),
+            actor=actor,
+            ruleset=ruleset,
+            now=clock.now(),
+            idempotency_key=f"console:{submission_id}" if _is_uuid(submission_id) else None,
+        )
+    except IdempotencyKeyReused:
+        values = {**parsed.values, "submission_id": ""}
+        return _referral_form(
+            request,
+            actor,
+            ruleset,
+            values=values,
+            errors={
+                "form": "This referral was already recorded with different answers. Check the "
+                "answers and submit again to record a new referral."
+            },
+            status_code=409,
+        )
+    except Unprocessable as exc:
+        return _referral_form(
+            request,
+            actor,
+            ruleset,
+            values=parsed.values,
+            errors={"form": exc.detail},
+            status_code=422,
+        )
+    return RedirectResponse(f"/console/referrals/{result.referral.id}?recorded=1", status_code=303)
+
+
+@router.post("/referrals/preview")
+async def preview_referral(
+    request: Request, actor: ConsoleActor, ruleset: RulesetDep, clock: ClockDep
+) -> Response:
+    """The live decision preview: the form as typed so far → the decision, as JSON and HTML.
+
+    Called by the console's script with the CSRF token in the ``X-CSRF-Token`` header.
+    """
+    if not csrf_valid(request, request.headers.get(CSRF_HEADER)):
+        return JSONResponse(
+            {"type": "forbidden", "detail": "The CSRF token is missing or wrong."},
+            status_code=403,
+        )
+    form = await request.form()
+    parsed = parse_phone_referral(form, required=False)
+    decision: DecisionRead | None = None
+    errors = parsed.errors
+    if parsed.body is not None and not errors:
+        try:
+            decision = _preview(parsed.body, ruleset, clock.now())
+        except Unprocessable as exc:
+            errors = {"form": exc.detail}
+    summary = ParsedForm(values=parsed.values, errors=errors).summary(PHONE_REFERRAL_ORDER)
+    html = templates.get_template("console/_decision.html").render(
+        decision=decision, meanings=_meanings(ruleset), preview_errors=summary
+    )
+    return JSONResponse(
+        {
+            "decision": decision.model_dump(mode="json") if decision else None,
+            "errors": summary,
+            "html": html,
+        }
+    )
+
+
+# A referral, and the queues ------------------------------------------------------------------
+
+
+@router.get("/referrals/{referral_id}")
+async def referral_page(
+    request: Request,
+    referral_id: str,
+    actor: ConsoleActor,
+    session: SessionDep,
+    ruleset: RulesetDep,
+    clock: ClockDep,
+    recorded: str = "",
+) -> Response:
+    """A referral with its decision: what to tell the caller before hanging up."""
+    view = (
+        await queries.referral_view(session, uuid.UUID(referral_id))
+        if _is_uuid(referral_id)
+        else None
+    )
+    if view is None:
+        return _page(
+            request,
+            "console/problem.html",
+            actor,
+            {"title": "Referral not found", "message": "There is no referral with this id."},
+            status_code=404,
+        )
+    audit.record(
+        session,
+        actor=actor,
+        action="read",
+        resource_type="referral",
+        resource_id=view.referral.id,
+        person_id=view.referral.person_id,
+        now=clock.now(),
+        details={"via": "console"},
+    )
+    decision = DecisionRead.model_validate(view.decision.output)
+    return _page(
+        request,
+        "console/referral.html",
+        actor,
+        {
+            "nav": None,
+            "view": view,
+            "decision": decision,
+            "status": referral_status(view.referral, view.case),
+            "meanings": _meanings(ruleset),
+            "recorded": bool(recorded),
+            "urgent": UrgencyCode(decision.urgency.code) in URGENT_CODES,
+        },
+    )
+
+
+@router.get("/queues")
+async def queues_page(
+    request: Request, actor: ConsoleActor, session: SessionDep, clock: ClockDep
+) -> Response:
+    """Every queue with its open and breached case counts (counts only, no personal data).
+
+    The same overview as ``GET /v1/queues`` (open to every staff role), from the queues service.
+    """
+    now = clock.now()
+    overview = await queue_overview(session, now=now)
+    return _page(
+        request,
+        "console/queues.html",
+        actor,
+        {"nav": "queues", "queues": queries.ordered_queues(overview), "now": now},
+    )
+
+
+__all__ = ["SignInRequired", "install_handlers", "router"]

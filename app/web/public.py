@@ -1,0 +1,213 @@
+"""The public pages: the self-referral form, its confirmation, and where to get help now.
+
+The form posts to ``/refer``, which submits through the same intake service as
+``POST /v1/self-referrals`` and then redirects (post/redirect/get) to the confirmation, so a
+refresh never sends the referral twice. The confirmation's contents travel in a signed cookie,
+not the URL, so the reference is not left in browser history or server logs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.content import URGENT_CODES, crisis_block, next_steps
+from app.deps import ClockDep, RulesetDep, SessionDep, SettingsDep
+from app.errors import IdempotencyKeyReused, TooManyRequests, Unprocessable
+from app.ratelimit import limit_self_referrals
+from app.schemas.referral import SelfReferralCreate
+from app.security import PUBLIC
+from app.services.intake import IntakeResult, submit_referral
+from app.triage import Ruleset
+from app.triage.decision import RouteKind, UrgencyCode
+from app.web.forms import NEEDS, SELF_REFERRAL_ORDER, ParsedForm, parse_self_referral
+from app.web.signing import (
+    CONFIRMATION_COOKIE,
+    CSRF_FIELD,
+    confirmation_cookie,
+    cookie_options,
+    csrf_valid,
+    unsign,
+)
+from app.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+# How long the confirmation page can be reopened (it shows the reference and, when urgent, the
+# crisis contacts); after that it is gone from a shared device.
+CONFIRMATION_MAX_AGE_SECONDS = 2 * 60 * 60
+FORM_TEMPLATE = "refer/form.html"
+
+
+def _form_page(
+    request: Request,
+    *,
+    values: dict[str, Any] | None = None,
+    parsed: ParsedForm[Any] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    values = dict(values if values is not None else (parsed.values if parsed else {}))
+    # A new id per form shown: sending the same form twice (a double tap) makes one referral.
+    if not _valid_uuid(values.get("submission_id")):
+        values["submission_id"] = str(uuid.uuid4())
+    errors = errors if errors is not None else (parsed.errors if parsed else {})
+    summary = ParsedForm(values=values, errors=errors).summary(SELF_REFERRAL_ORDER)
+    return render(
+        request,
+        FORM_TEMPLATE,
+        {"values": values, "errors": errors, "error_summary": summary, "needs": NEEDS},
+        status_code=status_code,
+    )
+
+
+def _valid_uuid(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+@router.get("/refer")
+async def refer_form(request: Request) -> Response:
+    """The self-referral form."""
+    return _form_page(request)
+
+
+@router.post("/refer")
+async def refer_submit(
+    request: Request,
+    session: SessionDep,
+    ruleset: RulesetDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+) -> Response:
+    """Check the answers, submit them through intake, then show the confirmation."""
+    form = await request.form()
+    try:
+        # The same allowance as POST /v1/self-referrals, so the form is no way round it; spent
+        # by every attempt, valid or not, as the API's is.
+        await limit_self_referrals(request)
+    except TooManyRequests as exc:
+        response = _form_page(
+            request,
+            values=parse_self_referral(form).values,
+            errors={"form": exc.detail},
+            status_code=429,
+        )
+        response.headers.update(exc.headers or {})
+        return response
+    if not csrf_valid(request, str(form.get(CSRF_FIELD, ""))):
+        parsed = parse_self_referral(form)
+        return _form_page(
+            request,
+            values=parsed.values,
+            errors={
+                "form": "Your answers could not be sent safely. Check them and select "
+                "'Send my referral' again. If this keeps happening, make sure cookies are "
+                "turned on."
+            },
+            status_code=403,
+        )
+    if form.get("website"):
+        # The honeypot: hidden from people, filled in by bots. Nothing is stored.
+        parsed = parse_self_referral(form)
+        return _form_page(
+            request,
+            values=parsed.values,
+            errors={"form": "Your answers could not be sent. Check them and try again."},
+            status_code=422,
+        )
+    parsed = parse_self_referral(form)
+    if not parsed.ok or parsed.body is None:
+        return _form_page(request, parsed=parsed, status_code=422)
+
+    submission_id = parsed.values.get("submission_id")
+    key = f"web-form:{submission_id}" if _valid_uuid(submission_id) else None
+    try:
+        result = await _submit(session, parsed, ruleset, clock.now(), key)
+    except IdempotencyKeyReused:
+        # The same form sent again with changed answers (back button): a new referral.
+        result = await _submit(session, parsed, ruleset, clock.now(), None)
+    except Unprocessable as exc:
+        return _form_page(request, parsed=parsed, errors={"form": exc.detail}, status_code=422)
+
+    response = RedirectResponse("/refer/confirmation", status_code=303)
+    response.set_cookie(
+        CONFIRMATION_COOKIE,
+        confirmation_cookie(
+            settings,
+            reference=result.referral.reference,
+            urgency=result.decision.urgency_code,
+            route=result.decision.route_kind,
+            now=clock.now(),
+        ),
+        **cookie_options(settings, path="/refer"),
+    )
+    return response
+
+
+async def _submit(
+    session: AsyncSession,
+    parsed: ParsedForm[SelfReferralCreate],
+    ruleset: Ruleset,
+    now: datetime,
+    key: str | None,
+) -> IntakeResult:
+    assert parsed.body is not None
+    return await submit_referral(
+        session,
+        body=parsed.body,
+        raw_payload=parsed.raw_payload(),
+        actor=PUBLIC,
+        ruleset=ruleset,
+        now=now,
+        idempotency_key=key,
+    )
+
+
+@router.get("/refer/confirmation")
+async def refer_confirmation(request: Request, settings: SettingsDep, clock: ClockDep) -> Response:
+    """The reference and what happens next; crisis contacts first when the need is urgent."""
+    payload = unsign(settings, "confirmation", request.cookies.get(CONFIRMATION_COOKIE))
+    issued_at = payload.get("at") if payload is not None else None
+    fresh = (
+        isinstance(issued_at, int)
+        and 0 <= clock.now().timestamp() - issued_at < CONFIRMATION_MAX_AGE_SECONDS
+    )
+    if payload is None or not fresh:
+        return RedirectResponse("/refer", status_code=303)
+    try:
+        code = UrgencyCode(payload["urgency"])
+        route = RouteKind(payload["route"])
+        reference = str(payload["reference"])
+    except (KeyError, ValueError):
+        return RedirectResponse("/refer", status_code=303)
+    urgent = code in URGENT_CODES
+    return render(
+        request,
+        "refer/confirmation.html",
+        {
+            "reference": reference,
+            "code": code.value,
+            "urgent": urgent,
+            "in_danger": code is UrgencyCode.A,
+            "crisis": crisis_block() if urgent else None,
+            "next_steps": next_steps(code, route, reference),
+            "signposted": route is RouteKind.SIGNPOST,
+        },
+    )
+
+
+@router.get("/urgent-help")
+async def urgent_help(request: Request) -> Response:
+    """Where to get help now: every page links here."""
+    return render(request, "urgent_help.html")

@@ -1,0 +1,685 @@
+"""The web pages without a browser (and so without JavaScript): the self-referral form, its
+confirmation, the urgent-help page and the call-handler console, through httpx over ASGI.
+
+These pin the no-JavaScript behaviour the browser tests build on: validation with the NHS error
+summary, answers kept after an error, crisis contacts first when the need is urgent, CSRF, and
+the console's search, decision preview, phone referral and queue counts.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.content import CRISIS_CONTACTS
+from app.models import AuditEvent, Referral, TriageDecision
+from app.ratelimit import SelfReferralLimiter
+from tests.conftest import count_rows
+from tests.factories import (
+    referral_body,
+    self_referral_body,
+    valid_test_nhs_numbers,
+    years_ago,
+)
+
+REFERENCE = re.compile(r"FD-[0-9A-Z]{4}-[0-9A-Z]{4}")
+CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    match = CSRF_INPUT.search(html)
+    assert match, "the page has no CSRF token"
+    return match.group(1)
+
+
+async def open_form(client: httpx.AsyncClient, path: str = "/refer") -> str:
+    response = await client.get(path)
+    assert response.status_code == 200
+    return csrf_from(response.text)
+
+
+def self_form(**overrides: str | list[str] | None) -> dict[str, Any]:
+    """A complete, non-urgent self-referral (a 16-year-old) as the form posts it."""
+    dob = years_ago(16, days=40)
+    form: dict[str, Any] = {
+        "referrer_type": "self",
+        "given_name": "Sam",
+        "family_name": "Webform",
+        "dob_day": str(dob.day),
+        "dob_month": str(dob.month),
+        "dob_year": str(dob.year),
+        "postcode": "NR1 3AB",
+        "nhs_number": "",
+        "phone": "07700 900982",
+        "email": "",
+        "camhs_status": "never",
+        "request": "help",
+        "needs": ["anxiety", "school"],
+        "reason": "Worried all the time & can't sleep <since spring>.",
+        "suicidal": "none",
+        "self_harm": "none",
+        "harm_to_others": "none",
+        "safeguarding_concern": "no",
+        "supported": "yes",
+        "setting": "no_preference",
+        "consent_share": "yes",
+        "parent_carer_aware": "yes",
+    }
+    form.update(overrides)
+    return {key: value for key, value in form.items() if value is not None}
+
+
+async def submit_self(client: httpx.AsyncClient, form: dict[str, Any]) -> httpx.Response:
+    token = await open_form(client)
+    return await client.post("/refer", data={"csrf_token": token, **form})
+
+
+async def referrals(session: AsyncSession) -> list[tuple[Referral, TriageDecision]]:
+    rows = await session.execute(
+        select(Referral, TriageDecision).join(
+            TriageDecision, TriageDecision.referral_id == Referral.id
+        )
+    )
+    return [(r, d) for r, d in rows.all()]
+
+
+# The public form -------------------------------------------------------------------------------
+
+
+async def test_form_page_puts_help_first_and_works_without_javascript(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/refer")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    html = response.text
+    assert '<html lang="en-GB">' in html
+    assert "<title>Ask for mental health support" in html
+    # "Get help now" comes before the page's content, and the 999 guidance for "in danger now"
+    # is in the page itself, beside the question, for browsers without JavaScript.
+    assert html.index('href="/urgent-help"') < html.index('id="maincontent"')
+    assert 'id="danger-now-guidance"' in html
+    assert html.index('name="immediate_danger"') < html.index('id="danger-now-guidance"')
+    cookie = response.headers["set-cookie"]
+    assert "fd_csrf=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    # Nothing inline: the CSP allows neither inline scripts nor inline styles.
+    assert "<script>" not in html and "style=" not in html and "<style" not in html
+
+
+async def test_complete_self_referral_goes_through_intake_and_confirms(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    response = await submit_self(client, self_form())
+    assert response.status_code == 303
+    assert response.headers["location"] == "/refer/confirmation"
+
+    page = await client.get("/refer/confirmation")
+    assert page.status_code == 200
+    reference = REFERENCE.search(page.text)
+    assert reference
+    assert "within 4 weeks" in page.text
+    assert 'id="crisis-contacts"' not in page.text
+
+    [(referral, decision)] = await referrals(session)
+    assert referral.reference == reference.group(0)
+    assert referral.channel == "web"
+    assert referral.submitted_by_kind == "public"
+    assert referral.referrer_type == "self"
+    assert decision.urgency_code == "E"
+    assert referral.normalised["person"]["postcode"] == "NR1 3AB"
+    assert referral.normalised["needs"] == ["anxiety", "school"]
+    assert referral.normalised["consent"]["to_referral"] is True
+    assert referral.normalised["risk"]["supported"] is True
+    assert referral.raw_payload["person"]["given_name"] == "Sam"
+    # No preference chosen: recorded as none.
+    assert referral.normalised["preferences"]["setting"] is None
+
+
+@pytest.mark.parametrize(
+    ("answers", "code", "wording"),
+    [
+        ({"immediate_danger": "yes"}, "A", "Call 999 straight away"),
+        ({"suicidal": "intent"}, "B", "within 4 hours"),
+        ({"self_harm": "recent", "supported": "no"}, "C", "within 24 hours"),
+    ],
+)
+async def test_urgent_self_referral_leads_with_crisis_contacts(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    answers: dict[str, str],
+    code: str,
+    wording: str,
+) -> None:
+    response = await submit_self(client, self_form(**answers))
+    assert response.status_code == 303
+    page = (await client.get("/refer/confirmation")).text
+    assert page.index('id="crisis-contacts"') < page.index('id="referral-sent"')
+    crisis = page[page.index('id="crisis-contacts"') : page.index('id="referral-sent"')]
+    for contact in CRISIS_CONTACTS:
+        assert contact.how in crisis
+    assert 'href="tel:999"' in crisis and 'href="sms:85258"' in crisis
+    assert wording in page
+    if code == "A":
+        assert "Call 999 now if you are in danger" in page
+    [(_, decision)] = await referrals(session)
+    assert decision.urgency_code == code
+
+
+async def test_invalid_submission_shows_error_summary_and_keeps_answers(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    form = self_form(
+        referrer_type=None,
+        postcode="not a postcode",
+        suicidal="thoughts",
+        self_harm=None,
+        consent_share=None,
+    )
+    response = await submit_self(client, form)
+    assert response.status_code == 422
+    html = response.text
+    assert "<title>Error: Ask for mental health support" in html
+    summary = html[html.index("nhsuk-error-summary") : html.index("<h1>")]
+    for anchor, message in [
+        ("#referrer_type", "Select who is filling in this form"),
+        ("#postcode", "Enter a full UK postcode, like NR1 3AB"),
+        ("#self_harm", "Select an answer about hurting yourself"),
+        ("#consent_share", "Select yes if we can share your referral"),
+    ]:
+        assert f'<a href="{anchor}">{message}</a>' in summary
+    # In the order of the page.
+    assert (
+        summary.index("#referrer_type") < summary.index("#postcode") < summary.index("#self_harm")
+    )
+    # Each field's error is tied to it, and what was typed is still there (escaped).
+    assert 'aria-describedby="postcode-hint postcode-error"' in html
+    assert 'value="not a postcode"' in html
+    assert 'value="Sam"' in html
+    assert "Worried all the time &amp; can&#39;t sleep &lt;since spring&gt;." in html
+    assert re.search(r'value="thoughts"\s*checked', html)
+    assert re.search(r'value="anxiety"\s*checked', html)
+    assert await count_rows(session, "referrals") == 0
+
+
+@pytest.mark.parametrize(
+    ("day", "month", "year", "message"),
+    [
+        ("31", "2", "2010", "Date of birth must be a real date"),
+        ("1", "1", "", "Date of birth must include a year"),
+        ("1", "1", "10", "Year must include 4 numbers"),
+        ("1", "1", "2999", "Date of birth must be today or in the past"),
+        ("", "", "", "Enter date of birth"),
+    ],
+)
+async def test_date_of_birth_errors(
+    client: httpx.AsyncClient, day: str, month: str, year: str, message: str
+) -> None:
+    response = await submit_self(client, self_form(dob_day=day, dob_month=month, dob_year=year))
+    assert response.status_code == 422
+    assert f'<a href="#dob_day">{message}</a>' in response.text
+    assert "nhsuk-date-input__input nhsuk-input--error" in response.text
+
+
+async def test_a_way_to_contact_is_required(client: httpx.AsyncClient) -> None:
+    response = await submit_self(client, self_form(phone="", email=""))
+    assert response.status_code == 422
+    assert "Enter a phone number or an email address so we can contact you" in response.text
+
+
+async def test_bad_nhs_number_is_an_error_not_stored(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    response = await submit_self(client, self_form(nhs_number="999 000 0011"))
+    assert response.status_code == 422
+    assert '<a href="#nhs_number">Enter a 10 digit NHS number' in response.text
+    assert await count_rows(session, "referrals") == 0
+
+
+async def test_in_danger_with_errors_shows_999_before_the_errors(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await submit_self(client, self_form(immediate_danger="yes", given_name=""))
+    assert response.status_code == 422
+    html = response.text
+    assert html.index('id="danger-now-first"') < html.index("nhsuk-error-summary")
+    assert re.search(r'name="immediate_danger" type="checkbox" value="yes"\s*checked', html)
+
+
+async def test_parent_or_carer_can_refer(client: httpx.AsyncClient, session: AsyncSession) -> None:
+    form = self_form(
+        referrer_type="parent_carer",
+        referrer_name="Pat Parent",
+        referrer_phone="01603 000000",
+        referral_agreed="not_sure",
+        phone="",
+        parent_carer_aware=None,
+    )
+    assert (await submit_self(client, form)).status_code == 303
+    [(referral, _)] = await referrals(session)
+    assert referral.referrer_type == "parent_carer"
+    assert referral.normalised["referrer"]["phone"] == "01603 000000"
+    assert referral.normalised["consent"]["to_referral"] is None
+    assert referral.normalised["consent"]["parent_carer_aware"] is True
+
+
+async def test_sending_the_same_form_twice_makes_one_referral(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    token = await open_form(client)
+    form = {"csrf_token": token, "submission_id": str(uuid.uuid4()), **self_form()}
+    first = await client.post("/refer", data=form)
+    first_page = (await client.get("/refer/confirmation")).text
+    second = await client.post("/refer", data=form)
+    second_page = (await client.get("/refer/confirmation")).text
+    assert first.status_code == second.status_code == 303
+    first_ref, second_ref = REFERENCE.search(first_page), REFERENCE.search(second_page)
+    assert first_ref and second_ref and first_ref.group(0) == second_ref.group(0)
+    assert await count_rows(session, "referrals") == 1
+    # Changed answers on the same form (the back button) are a new referral, not an error.
+    changed = await client.post("/refer", data={**form, "reason": "Something else too."})
+    assert changed.status_code == 303
+    assert await count_rows(session, "referrals") == 2
+
+
+async def test_post_without_csrf_token_is_refused_and_keeps_answers(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    response = await client.post("/refer", data=self_form())
+    assert response.status_code == 403
+    assert "could not be sent safely" in response.text
+    assert 'value="Sam"' in response.text
+    assert await count_rows(session, "referrals") == 0
+    # A token from another browser (cookie) does not match.
+    await client.get("/refer")
+    forged = await client.post("/refer", data={"csrf_token": "x" * 43, **self_form()})
+    assert forged.status_code == 403
+
+
+async def test_honeypot_stores_nothing(client: httpx.AsyncClient, session: AsyncSession) -> None:
+    response = await submit_self(client, self_form(website="https://spam.example"))
+    assert response.status_code == 422
+    assert "spam.example" not in response.text
+    assert await count_rows(session, "referrals") == 0
+
+
+async def test_the_form_shares_the_self_referral_rate_limit(
+    app: Any, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    app.state.self_referral_limiter = SelfReferralLimiter(
+        per_address_per_minute=1,
+        overall_per_minute=100,
+        time_source=lambda: app.state.clock.now().timestamp(),
+    )
+    assert (await submit_self(client, self_form())).status_code == 303
+    refused = await submit_self(client, self_form(given_name="Again"))
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
+    assert "If you are in danger now, call 999." in refused.text
+    assert 'value="Again"' in refused.text
+    # The API and the form draw on the same allowance.
+    api = await client.post("/v1/self-referrals", json=self_referral_body())
+    assert api.status_code == 429
+    assert await count_rows(session, "referrals") == 1
+
+
+async def test_confirmation_needs_the_signed_cookie(client: httpx.AsyncClient) -> None:
+    response = await client.get("/refer/confirmation")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/refer"
+    client.cookies.set("fd_confirmation", "eyJyZWZlcmVuY2UiOiJGRC0xMjM0LTU2NzgifQ.forged")
+    assert (await client.get("/refer/confirmation")).status_code == 303
+
+
+async def test_urgent_help_lists_every_crisis_contact(client: httpx.AsyncClient) -> None:
+    response = await client.get("/urgent-help")
+    assert response.status_code == 200
+    for contact in CRISIS_CONTACTS:
+        assert contact.name in response.text and contact.how in response.text
+    for number in ("999", "111", "116123", "08001111", "08000684141"):
+        assert f'href="tel:{number}"' in response.text
+
+
+@pytest.mark.parametrize("path", ["/refer", "/urgent-help", "/console/sign-in"])
+async def test_every_page_links_to_urgent_help(client: httpx.AsyncClient, path: str) -> None:
+    response = await client.get(path)
+    assert response.status_code == 200
+    assert '<a class="app-help-now__link" href="/urgent-help">Get help now</a>' in response.text
+
+
+async def test_static_files_are_local_and_cacheable(client: httpx.AsyncClient) -> None:
+    css = await client.get("/static/nhsuk/nhsuk-frontend.min.css")
+    assert css.status_code == 200
+    assert "assets.nhs.uk" not in css.text and "@font-face" not in css.text
+    assert css.headers["cache-control"].startswith("public")
+    script = await client.get("/static/frontdoor.mjs")
+    assert script.status_code == 200
+    assert "javascript" in script.headers["content-type"]
+    assert (await client.get("/static/nhsuk/assets/images/favicon.ico")).status_code == 200
+
+
+# The console -----------------------------------------------------------------------------------
+
+
+async def sign_in(
+    client: httpx.AsyncClient, staff_headers: Any, role: str = "call_handler"
+) -> None:
+    token = staff_headers(role=role)["Authorization"].removeprefix("Bearer ")
+    csrf = await open_form(client, "/console/sign-in")
+    response = await client.post("/console/sign-in", data={"csrf_token": csrf, "token": token})
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/console"
+
+
+def phone_form(**overrides: Any) -> dict[str, Any]:
+    dob = years_ago(15, days=30)
+    form: dict[str, Any] = {
+        "referrer_type": "parent_carer",
+        "referrer_name": "Pat Example",
+        "given_name": "Alex",
+        "family_name": "Consoletest",
+        "dob_day": str(dob.day),
+        "dob_month": str(dob.month),
+        "dob_year": str(dob.year),
+        "postcode": "NR1 3AB",
+        "camhs_status": "never",
+        "amhs_threshold": "unknown",
+        "request": "help",
+        "needs": ["low_mood"],
+        "reason": "Low for months.",
+        "suicidal": "none",
+        "self_harm": "none",
+        "harm_to_others": "none",
+        "supported": "yes",
+        "consent_referral": "yes",
+        "consent_share": "yes",
+        "parent_carer_aware": "yes",
+        "gillick_outcome": "",
+    }
+    form.update(overrides)
+    return {key: value for key, value in form.items() if value is not None}
+
+
+async def test_console_needs_sign_in(client: httpx.AsyncClient) -> None:
+    for path in ("/console", "/console/queues", "/console/referrals/new"):
+        response = await client.get(path)
+        assert response.status_code == 303
+        assert response.headers["location"] == "/console/sign-in"
+    preview = await client.post(
+        "/console/referrals/preview", data={}, headers={"Accept": "application/json"}
+    )
+    assert preview.status_code == 401
+
+
+async def test_sign_in_rejects_a_bad_token(client: httpx.AsyncClient) -> None:
+    csrf = await open_form(client, "/console/sign-in")
+    response = await client.post("/console/sign-in", data={"csrf_token": csrf, "token": "nope"})
+    assert response.status_code == 422
+    assert "<title>Error: Sign in" in response.text
+    assert '<a href="#token">The token is not valid.</a>' in response.text
+    assert "fd_staff" not in response.headers.get("set-cookie", "")
+
+
+async def test_sign_in_and_out(client: httpx.AsyncClient, staff_headers: Any) -> None:
+    token = staff_headers()["Authorization"].removeprefix("Bearer ")
+    csrf = await open_form(client, "/console/sign-in")
+    response = await client.post(
+        "/console/sign-in", data={"csrf_token": csrf, "token": f"Bearer {token}"}
+    )
+    assert response.status_code == 303
+    cookie = response.headers["set-cookie"]
+    assert "fd_staff=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert "Path=/console" in cookie
+    home = await client.get("/console")
+    assert home.status_code == 200
+    assert "Signed in as user-call_handler (call handler)" in home.text
+    out = await client.post("/console/sign-out", data={"csrf_token": csrf_from(home.text)})
+    assert out.status_code == 303
+    assert (await client.get("/console")).status_code == 303
+
+
+async def test_expired_or_tampered_sign_in_goes_back_to_sign_in(
+    client: httpx.AsyncClient,
+) -> None:
+    client.cookies.set("fd_staff", "not-a-token", path="/console")
+    response = await client.get("/console")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/console/sign-in?expired=1"
+    page = await client.get("/console/sign-in?expired=1")
+    assert "Your sign-in has ended" in page.text
+
+
+async def test_find_a_person_by_nhs_number_or_name_and_date_of_birth(
+    client: httpx.AsyncClient, session: AsyncSession, staff_headers: Any
+) -> None:
+    [nhs] = valid_test_nhs_numbers(1, start=6100)
+    body = referral_body(nhs=nhs, person={"family_name": "Searchable", "given_name": "Robin"})
+    created = await client.post("/v1/referrals", json=body, headers=staff_headers())
+    assert created.status_code == 201
+    reference = created.json()["reference"]
+    await sign_in(client, staff_headers)
+    csrf = csrf_from((await client.get("/console")).text)
+
+    by_number = await client.post(
+        "/console/search",
+        data={"csrf_token": csrf, "nhs_number": f"{nhs[:3]} {nhs[3:6]} {nhs[6:]}"},
+    )
+    assert by_number.status_code == 200
+    assert "1 person found" in by_number.text and reference in by_number.text
+    assert "Exact match" in by_number.text
+    assert f"{nhs[:3]} {nhs[3:6]} {nhs[6:]}" in by_number.text
+
+    dob = body["person"]["date_of_birth"]
+    year, month, day = dob.split("-")
+    by_name = await client.post(
+        "/console/search",
+        data={
+            "csrf_token": csrf,
+            "family_name": "searchable",
+            "dob_day": day,
+            "dob_month": month,
+            "dob_year": year,
+        },
+    )
+    assert "1 person found" in by_name.text and reference in by_name.text
+    assert "/console/referrals/new?person_id=" in by_name.text
+
+    events = (
+        await session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.action == "search", AuditEvent.actor_id == "user-call_handler"
+            )
+        )
+    ).all()
+    assert len(events) == 2
+    assert all(e.person_id == uuid.UUID(created.json()["person_id"]) for e in events)
+    assert {tuple(e.details["criteria"]) for e in events} == {
+        ("nhs_number",),
+        ("family_name", "date_of_birth"),
+    }
+    assert nhs not in str([e.details for e in events])
+
+
+@pytest.mark.parametrize(
+    ("form", "anchor", "message"),
+    [
+        ({}, "#nhs_number", "Enter an NHS number, or a last name and date of birth"),
+        ({"nhs_number": "123"}, "#nhs_number", "Enter a 10 digit NHS number"),
+        ({"family_name": "Smith"}, "#dob_day", "Enter a date of birth to search with"),
+        (
+            {"dob_day": "1", "dob_month": "2", "dob_year": "2010"},
+            "#family_name",
+            "Enter a last name to search with",
+        ),
+    ],
+)
+async def test_search_errors(
+    client: httpx.AsyncClient,
+    staff_headers: Any,
+    form: dict[str, str],
+    anchor: str,
+    message: str,
+) -> None:
+    await sign_in(client, staff_headers)
+    csrf = csrf_from((await client.get("/console")).text)
+    response = await client.post("/console/search", data={"csrf_token": csrf, **form})
+    assert response.status_code == 422
+    assert f'<a href="{anchor}">{message}' in response.text
+
+
+async def test_preview_decision_without_javascript_stores_nothing(
+    client: httpx.AsyncClient, session: AsyncSession, staff_headers: Any
+) -> None:
+    await sign_in(client, staff_headers)
+    csrf = csrf_from((await client.get("/console/referrals/new")).text)
+    form = phone_form(suicidal="plan", supported="no")
+    response = await client.post(
+        "/console/referrals/new", data={"csrf_token": csrf, "action": "preview", **form}
+    )
+    assert response.status_code == 200
+    assert "Urgency C</strong> High risk and/or high distress" in response.text
+    assert "Give the caller the crisis contacts" in response.text
+    # The form is filled in again as typed.
+    assert 'value="Consoletest"' in response.text
+    assert await count_rows(session, "referrals") == 0
+
+
+async def test_live_preview_endpoint_matches_triage_evaluate(
+    client: httpx.AsyncClient, staff_headers: Any
+) -> None:
+    await sign_in(client, staff_headers)
+    csrf = csrf_from((await client.get("/console/referrals/new")).text)
+    form = phone_form(self_harm="current")
+    preview = await client.post(
+        "/console/referrals/preview",
+        data=form,
+        headers={"X-CSRF-Token": csrf, "Accept": "application/json"},
+    )
+    assert preview.status_code == 200
+    result = preview.json()
+    assert result["decision"]["urgency"]["code"] == "B"
+    assert "Urgency B" in result["html"]
+    # The same decision as the API's preview for the same answers.
+    api = await client.post(
+        "/v1/triage/evaluate",
+        json=referral_body(
+            age=15,
+            risk={"self_harm": "current"},
+            person={
+                "family_name": "Consoletest",
+                "date_of_birth": years_ago(15, days=30).isoformat(),
+            },
+        ),
+        headers=staff_headers(),
+    )
+    assert api.json()["urgency"]["code"] == "B"
+    assert api.json()["route"] == result["decision"]["route"]
+
+    refused = await client.post(
+        "/console/referrals/preview", data=form, headers={"Accept": "application/json"}
+    )
+    assert refused.status_code == 403
+    # Half-typed answers: the preview lists what to correct rather than failing.
+    partial = await client.post(
+        "/console/referrals/preview",
+        data={**form, "postcode": "NR"},
+        headers={"X-CSRF-Token": csrf, "Accept": "application/json"},
+    )
+    assert partial.json()["decision"] is None
+    assert partial.json()["errors"][0]["href"] == "#postcode"
+
+
+async def test_record_a_phone_referral(
+    client: httpx.AsyncClient, session: AsyncSession, staff_headers: Any
+) -> None:
+    await sign_in(client, staff_headers)
+    csrf = csrf_from((await client.get("/console/referrals/new")).text)
+    response = await client.post(
+        "/console/referrals/new",
+        data={
+            "csrf_token": csrf,
+            "action": "submit",
+            "submission_id": str(uuid.uuid4()),
+            **phone_form(),
+        },
+    )
+    assert response.status_code == 303
+    location = response.headers["location"]
+    assert location.startswith("/console/referrals/") and location.endswith("?recorded=1")
+    page = await client.get(location)
+    assert page.status_code == 200
+    assert "Referral recorded" in page.text
+    [(referral, decision)] = await referrals(session)
+    assert referral.reference in page.text
+    assert referral.channel == "phone"
+    assert referral.submitted_by_kind == "staff"
+    assert referral.submitted_by_id == "user-call_handler"
+    assert referral.referrer_type == "parent_carer"
+    assert decision.urgency_code == "E"
+    reads = await session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "read",
+            AuditEvent.resource_type == "referral",
+            AuditEvent.resource_id == str(referral.id),
+        )
+    )
+    assert len(reads.all()) == 1
+
+
+async def test_phone_referral_needs_the_risk_answers(
+    client: httpx.AsyncClient, session: AsyncSession, staff_headers: Any
+) -> None:
+    await sign_in(client, staff_headers)
+    csrf = csrf_from((await client.get("/console/referrals/new")).text)
+    form = phone_form(suicidal=None, referrer_type=None, supported=None)
+    response = await client.post(
+        "/console/referrals/new", data={"csrf_token": csrf, "action": "submit", **form}
+    )
+    assert response.status_code == 422
+    for anchor in ("#referrer_type", "#suicidal", "#supported"):
+        assert f'<a href="{anchor}">' in response.text
+    assert await count_rows(session, "referrals") == 0
+
+
+async def test_new_referral_starts_from_a_found_person(
+    client: httpx.AsyncClient, staff_headers: Any
+) -> None:
+    [nhs] = valid_test_nhs_numbers(1, start=6200)
+    created = await client.post(
+        "/v1/referrals",
+        json=referral_body(nhs=nhs, person={"family_name": "Prefilled"}),
+        headers=staff_headers(),
+    )
+    await sign_in(client, staff_headers)
+    page = await client.get(f"/console/referrals/new?person_id={created.json()['person_id']}")
+    assert page.status_code == 200
+    assert f'value="{nhs}"' in page.text and 'value="Prefilled"' in page.text
+
+
+async def test_queues_page_shows_counts(client: httpx.AsyncClient, staff_headers: Any) -> None:
+    created = await client.post(
+        "/v1/referrals", json=referral_body(risk={"suicidal": "intent"}), headers=staff_headers()
+    )
+    assert created.json()["decision"]["route"]["kind"] == "crisis"
+    await sign_in(client, staff_headers)
+    page = await client.get("/console/queues")
+    assert page.status_code == 200
+    row = re.search(r'<tr class="nhsuk-table__row" id="queue-crisis">(.*?)</tr>', page.text, re.S)
+    assert row, "the crisis queue is listed"
+    assert re.search(r"app-open-count\">\s*1\s*<", row.group(1))
+
+
+async def test_unknown_referral_is_a_not_found_page(
+    client: httpx.AsyncClient, staff_headers: Any
+) -> None:
+    await sign_in(client, staff_headers)
+    for path in (f"/console/referrals/{uuid.uuid4()}", "/console/referrals/not-a-uuid"):
+        response = await client.get(path)
+        assert response.status_code == 404
+        assert "Referral not found" in response.text
