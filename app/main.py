@@ -17,10 +17,20 @@ from app.errors import install_error_handlers
 from app.logs import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.migrate import head_revision
-from app.routers import directory, health, persons, referrals, self_referrals
+from app.routers import (
+    audit,
+    cases,
+    directory,
+    health,
+    persons,
+    queues,
+    referrals,
+    self_referrals,
+)
 from app.security import ApiKeyVerifier, StaffTokenVerifier
 from app.services.directory import sync_directory
 from app.triage import load_ruleset
+from app.web import install as install_web
 
 log = structlog.get_logger(__name__)
 
@@ -66,8 +76,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.migration_head = head_revision()
 
     install_error_handlers(app)
-    for module in (health, referrals, self_referrals, persons, directory):
+    for module in (health, referrals, self_referrals, persons, directory, audit, queues, cases):
         app.include_router(module.router)
+    # The public self-referral form, the call-handler console and their static files.
+    install_web(app)
     if settings.cors_allow_origins:
         app.add_middleware(
             CORSMiddleware,

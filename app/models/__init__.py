@@ -2,7 +2,7 @@
 
 from app.models.audit import AuditEvent
 from app.models.base import Base
-from app.models.case import Case, CaseEvent
+from app.models.case import Case, CaseEvent, CaseSupporter
 from app.models.directory import Queue, RulesetRecord
 from app.models.person import Person
 from app.models.referral import ApiClient, IdempotencyKey, Referral, TriageDecision
@@ -13,6 +13,7 @@ __all__ = [
     "Base",
     "Case",
     "CaseEvent",
+    "CaseSupporter",
     "IdempotencyKey",
     "Person",
     "Queue",

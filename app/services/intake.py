@@ -16,15 +16,17 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import delete, inspect, select
+from sqlalchemy import event as orm_event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app.errors import IdempotencyKeyReused, Unprocessable
 from app.models import Case, IdempotencyKey, Person, Referral, TriageDecision
 from app.schemas.referral import AnyReferralCreate, DropInReferralCreate, SelfReferralCreate
 from app.security import Actor
-from app.services import case_events
+from app.services import audit, case_events
 from app.triage import Decision, ReferralFacts, RiskAnswers, Ruleset, evaluate
 from app.triage.decision import URGENCY_RANK, RouteKind
 from app.triage.facts import Channel, ReferrerType, SettingPreference
@@ -138,12 +140,30 @@ async def submit_referral(
             idempotency_ttl,
         )
         if earlier is not None:
+            # A replay hands the stored referral back: that is a read of it.
+            audit.record(
+                session,
+                actor=actor,
+                action="read",
+                resource_type="referral",
+                resource_id=earlier.referral.id,
+                person_id=earlier.referral.person_id,
+                now=now,
+                details={"idempotent_replay": True},
+            )
             return earlier
 
     facts = facts_from(body, now)
     decision = evaluate(facts, ruleset)
-    person = await _person_for(session, body, now)
+    person, person_created = await _person_for(session, body, now)
+    # Names of the fields this referral added to a known person (values are never audited).
+    person_fields_added = (
+        []
+        if person_created
+        else sorted(a.key for a in inspect(person).attrs if a.history.has_changes())
+    )
     case, disposition = await _open_or_join_case(session, person, decision, referral_id, now)
+    case_changed = case is not None and disposition == "joined_case" and session.is_modified(case)
 
     referral = Referral(
         id=referral_id,
@@ -183,6 +203,16 @@ async def submit_referral(
         await case_events.record_referral(
             session, case, referral, decision, joined=disposition == "joined_case", now=now
         )
+    _audit_intake(
+        session,
+        actor=actor,
+        now=now,
+        referral=referral,
+        person_created=person_created,
+        person_fields_added=person_fields_added,
+        case=case,
+        case_changed=case_changed,
+    )
     log.info(
         "referral_received",
         referral_id=str(referral.id),
@@ -196,10 +226,93 @@ async def submit_referral(
     return IntakeResult(referral=referral, decision=decision_row, case=case)
 
 
-async def _person_for(session: AsyncSession, body: AnyReferralCreate, now: datetime) -> Person:
+async def _person_for(
+    session: AsyncSession, body: AnyReferralCreate, now: datetime
+) -> tuple[Person, bool]:
+    """The person the referral is about, and whether this referral recorded them first."""
     from app.services.persons import find_or_create_person
 
-    return await find_or_create_person(session, body.person, now)
+    inserted: list[object] = []
+
+    def _on_insert(_session: Session, instance: object) -> None:
+        inserted.append(instance)
+
+    # Only a successful INSERT moves an object from pending to persistent, so this tells a new
+    # person from a matched one exactly (including when a concurrent insert won the race).
+    orm_event.listen(session.sync_session, "pending_to_persistent", _on_insert)
+    try:
+        person = await find_or_create_person(session, body.person, now)
+    finally:
+        orm_event.remove(session.sync_session, "pending_to_persistent", _on_insert)
+    return person, any(obj is person for obj in inserted)
+
+
+def _audit_intake(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    now: datetime,
+    referral: Referral,
+    person_created: bool,
+    person_fields_added: list[str],
+    case: Case | None,
+    case_changed: bool,
+) -> None:
+    """Audit what intake created or changed, in the same transaction (ids and codes only)."""
+    person_id = referral.person_id
+    if person_created:
+        audit.record(
+            session,
+            actor=actor,
+            action="create",
+            resource_type="person",
+            resource_id=person_id,
+            person_id=person_id,
+            now=now,
+            details={"referral_id": referral.id},
+        )
+    elif person_fields_added:
+        audit.record(
+            session,
+            actor=actor,
+            action="update",
+            resource_type="person",
+            resource_id=person_id,
+            person_id=person_id,
+            now=now,
+            details={"referral_id": referral.id, "fields": person_fields_added},
+        )
+    audit.record(
+        session,
+        actor=actor,
+        action="create",
+        resource_type="referral",
+        resource_id=referral.id,
+        person_id=person_id,
+        now=now,
+        details={
+            "channel": referral.channel,
+            "disposition": referral.disposition,
+            "case_id": referral.case_id,
+        },
+    )
+    if case is not None:
+        joined = referral.disposition == "joined_case"
+        audit.record(
+            session,
+            actor=actor,
+            action="update" if joined else "create",
+            resource_type="case",
+            resource_id=case.id,
+            person_id=person_id,
+            now=now,
+            details={
+                "referral_id": referral.id,
+                "queue_id": case.queue_id,
+                "urgency_code": case.urgency_code,
+                **({"change": "referral_joined", "urgency_raised": case_changed} if joined else {}),
+            },
+        )
 
 
 async def _claim_idempotency_key(
