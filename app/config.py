@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     jwt_jwks_url: str | None = None
     jwt_issuer: str = "frontdoor-local"
     jwt_audience: str = "frontdoor"
+    # Signs the web pages' CSRF tokens and confirmation cookies. Unset: derived from the JWT
+    # secret (fine with HS256); required in production with RS256, where that secret is unused.
+    web_secret: SecretStr | None = None
     jwt_lifetime_minutes: int = Field(default=8 * 60, ge=1, le=24 * 60)
     # Tolerated clock difference with the identity provider when checking exp/nbf/iat.
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
@@ -100,8 +103,13 @@ class Settings(BaseSettings):
                 problems.append(
                     "FRONTDOOR_JWT_SECRET must be set to a secret of at least 32 characters"
                 )
-        elif not (self.jwt_jwks_url or "").startswith("https://"):
-            problems.append("FRONTDOOR_JWT_JWKS_URL must be an https:// URL in production")
+        else:
+            if not (self.jwt_jwks_url or "").startswith("https://"):
+                problems.append("FRONTDOOR_JWT_JWKS_URL must be an https:// URL in production")
+            if self.web_secret is None:
+                problems.append("FRONTDOOR_WEB_SECRET is required in production with RS256")
+        if self.web_secret is not None and len(self.web_secret.get_secret_value()) < 32:
+            problems.append("FRONTDOOR_WEB_SECRET must be at least 32 characters")
         if self.database_url == DEFAULT_DATABASE_URL:
             problems.append("DATABASE_URL must be set explicitly in production")
         if self.sql_echo:
@@ -111,6 +119,11 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("insecure production settings: " + "; ".join(problems))
         return self
+
+    @property
+    def signing_secret(self) -> SecretStr:
+        """The key behind the web pages' signed tokens and cookies."""
+        return self.web_secret or self.jwt_secret
 
     @property
     def is_sqlite(self) -> bool:

@@ -40,8 +40,14 @@ _DESCRIPTIONS = {
     503: "Not ready",
 }
 
+# Errors are sent as application/problem+json (RFC 9457), and documented as such.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "description": text} for code, text in _DESCRIPTIONS.items()
+    code: {
+        "model": Problem,
+        "description": text,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    for code, text in _DESCRIPTIONS.items()
 }
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from pydantic import ValidationError
 
 from app.config import Settings
+from app.models import Referral
 from tests.factories import referral_body, valid_test_nhs_numbers
 
 
@@ -131,3 +134,35 @@ def test_invalid_ruleset_stops_the_service(tmp_path):
     bad.write_text("label: broken\n")
     with pytest.raises(RulesetError):
         create_app(Settings(environment="test", ruleset_path=bad))
+
+
+def test_production_with_rs256_needs_a_web_signing_secret():
+    base = {
+        "environment": "production",
+        "database_url": "postgresql://db/frontdoor",
+        "jwt_algorithm": "RS256",
+        "jwt_jwks_url": "https://idp.example/jwks.json",
+    }
+    with pytest.raises(ValidationError, match="FRONTDOOR_WEB_SECRET"):
+        Settings(**base)  # type: ignore[arg-type]
+    ok = Settings(**base, web_secret="w" * 40)  # type: ignore[arg-type]
+    assert ok.signing_secret.get_secret_value() == "w" * 40
+
+
+async def test_lower_case_ods_code_is_accepted_and_stored_upper_case(client, make_client, session):
+    _, headers = await make_client()
+    body = referral_body("system")
+    body["referrer"]["ods_code"] = "a81001"
+    response = await client.post(
+        "/v1/referrals", json=body, headers={**headers, "Idempotency-Key": "ods-case"}
+    )
+    assert response.status_code == 201, response.text
+
+    referral = await session.get(Referral, uuid.UUID(response.json()["id"]))
+    assert referral is not None and referral.normalised["referrer"]["ods_code"] == "A81001"
+
+
+async def test_front_page_leads_to_the_self_referral_form(client):
+    response = await client.get("/", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/refer"

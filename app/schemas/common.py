@@ -48,9 +48,15 @@ Email = Annotated[
         strip_whitespace=True, max_length=254, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
     ),
 ]
+def _upper_stripped(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+# Upper-cased before the pattern is checked, so "a81001" is accepted as A81001.
 OdsCode = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z0-9]{3,10}$"),
+    BeforeValidator(_upper_stripped),
+    StringConstraints(pattern=r"^[A-Z0-9]{3,10}$"),
 ]
 ReasonText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=REASON_MAX_CHARS)]
 Need = Annotated[

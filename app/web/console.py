@@ -67,7 +67,7 @@ async def console_actor(request: Request) -> Actor:
     if not token:
         raise SignInRequired()
     try:
-        actor = request.app.state.token_verifier.verify(token)
+        actor = await request.app.state.token_verifier.authenticate(token)
     except (Unauthenticated, Forbidden) as exc:
         raise SignInRequired(exc.detail) from exc
     if not isinstance(actor, Actor) or not actor.is_staff:
@@ -165,7 +165,7 @@ async def sign_in(request: Request, settings: SettingsDep) -> Response:
     if len(token) > TOKEN_MAX_CHARS:
         return _sign_in(request, settings, {"token": "This is not a Front Door access token"}, 422)
     try:
-        actor = request.app.state.token_verifier.verify(token)
+        actor = await request.app.state.token_verifier.authenticate(token)
     except (Unauthenticated, Forbidden) as exc:
         return _sign_in(request, settings, {"token": exc.detail}, 422)
     if not isinstance(actor, Actor) or not actor.is_staff:

@@ -76,6 +76,12 @@ def _valid_uuid(value: object) -> bool:
     return True
 
 
+@router.get("/")
+async def home() -> RedirectResponse:
+    """The front door's front page is the self-referral form (it links to urgent help)."""
+    return RedirectResponse("/refer", status_code=303)
+
+
 @router.get("/refer")
 async def refer_form(request: Request) -> Response:
     """The self-referral form."""

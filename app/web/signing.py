@@ -34,7 +34,7 @@ CSRF_COOKIE_BYTES = 32
 
 
 def _key(settings: Settings, purpose: str) -> bytes:
-    secret = settings.jwt_secret.get_secret_value().encode()
+    secret = settings.signing_secret.get_secret_value().encode()
     return hmac.new(secret, f"frontdoor-web:{purpose}".encode(), hashlib.sha256).digest()
 
 
