@@ -45,7 +45,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {
         "model": Problem,
         "description": text,
-        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
     }
     for code, text in _DESCRIPTIONS.items()
 }

@@ -48,6 +48,8 @@ Email = Annotated[
         strip_whitespace=True, max_length=254, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
     ),
 ]
+
+
 def _upper_stripped(value: object) -> object:
     return value.strip().upper() if isinstance(value, str) else value
 
