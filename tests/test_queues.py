@@ -168,6 +168,9 @@ async def test_worklist_filters(client, staff_headers, session, clock):
         base64.urlsafe_b64encode(b'[1, "yesterday", "x"]').decode(),
         base64.urlsafe_b64encode(b'["1", "2026-01-01T00:00:00+00:00", "x"]').decode(),
         base64.urlsafe_b64encode(f'[1, "2026-01-01T00:00:00", "{uuid.uuid4()}"]'.encode()).decode(),
+        base64.urlsafe_b64encode(
+            f'[99999999999, "2026-01-01T00:00:00+00:00", "{uuid.uuid4()}"]'.encode()
+        ).decode(),
     ],
 )
 async def test_invalid_cursor_is_a_422_on_the_cursor(client, staff_headers, cursor):

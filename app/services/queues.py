@@ -31,6 +31,9 @@ from app.services.cases import CaseAction, CaseContext, Status, assign_key_worke
 WORKLIST_ORDER = (Case.urgency_rank, Case.respond_by_sort_at, Case.id)
 WORKLIST_DEFAULT_LIMIT = 50
 WORKLIST_MAX_LIMIT = 200
+# Ranks are small (A = 0 …); a cursor claiming more was not issued here (and must not reach
+# the database as an out-of-range integer).
+MAX_URGENCY_RANK = 99
 
 
 class NothingToClaim(Conflict):
@@ -124,7 +127,12 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
             rank, sort_at, case_id = orjson.loads(raw)
-            if not isinstance(rank, int) or isinstance(rank, bool) or not isinstance(sort_at, str):
+            if (
+                not isinstance(rank, int)
+                or isinstance(rank, bool)
+                or not 0 <= rank <= MAX_URGENCY_RANK
+                or not isinstance(sort_at, str)
+            ):
                 raise ValueError("bad cursor fields")
             at = datetime.fromisoformat(sort_at)
             if at.tzinfo is None:
