@@ -24,17 +24,17 @@ _api_key = APIKeyHeader(
 )
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _clock(request: Request) -> Clock:
+async def _clock(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
 
 
-def _ruleset(request: Request) -> Ruleset:
+async def _ruleset(request: Request) -> Ruleset:
     ruleset: Ruleset = request.app.state.ruleset
     return ruleset
 
@@ -89,7 +89,7 @@ def require_roles(*roles: Role) -> object:
     return Depends(_check)
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     """JSON bodies only: anything else is a 415 rather than a confusing validation error."""
     content_type = request.headers.get("content-type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()

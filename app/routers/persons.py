@@ -11,7 +11,6 @@ from sqlalchemy import select
 from app.deps import ClockDep, SessionDep, StaffDep
 from app.errors import Unprocessable
 from app.models import Case, Referral, TriageDecision
-from app.presenters import referral_status
 from app.responses import errors_for
 from app.schemas.common import Name, NhsNumber, Postcode
 from app.schemas.person import PersonRead, PersonReferralSummary, PersonSearchRead
@@ -74,9 +73,22 @@ async def find_persons(
         )
         return PersonSearchRead(matches=[])
     ids = [m.person.id for m in found]
+    # Only the summary's columns: whole rows would fetch and decode each referral's raw
+    # payload, normalised body and decision documents (kilobytes of JSON) to show a few codes.
     rows = (
         await session.execute(
-            select(Referral, TriageDecision, Case)
+            select(
+                Referral.id,
+                Referral.person_id,
+                Referral.reference,
+                Referral.channel,
+                Referral.received_at,
+                Referral.case_id,
+                TriageDecision.urgency_code,
+                TriageDecision.route_kind,
+                Case.status,
+                Case.queue_id,
+            )
             .join(TriageDecision, TriageDecision.referral_id == Referral.id)
             .outerjoin(Case, Case.id == Referral.case_id)
             .where(Referral.person_id.in_(ids))
@@ -84,18 +96,19 @@ async def find_persons(
         )
     ).all()
     by_person: dict[object, list[PersonReferralSummary]] = {pid: [] for pid in ids}
-    for referral, decision, case in rows:
-        by_person[referral.person_id].append(
+    for row in rows:
+        by_person[row.person_id].append(
             PersonReferralSummary(
-                id=referral.id,
-                reference=referral.reference,
-                channel=referral.channel,
-                received_at=referral.received_at,
-                status=referral_status(referral, case),
-                urgency_code=decision.urgency_code,
-                route_kind=decision.route_kind,
-                queue_id=case.queue_id if case else None,
-                case_id=referral.case_id,
+                id=row.id,
+                reference=row.reference,
+                channel=row.channel,
+                received_at=row.received_at,
+                # As presenters.referral_status: signposted, or the holding case's status.
+                status=row.status if row.case_id is not None else "signposted",
+                urgency_code=row.urgency_code,
+                route_kind=row.route_kind,
+                queue_id=row.queue_id,
+                case_id=row.case_id,
             )
         )
     # One event per person shown, so each young person's record lists this search.
