@@ -13,7 +13,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -185,6 +185,14 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+def _is_data_exception(exc: DBAPIError) -> bool:
+    """SQLSTATE class 22 ("data exception": bad encoding, out of range, ...), on any driver."""
+    if isinstance(exc, DataError):
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("22")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render every error as problem JSON; never a stack trace."""
 
@@ -238,6 +246,21 @@ def install_error_handlers(app: FastAPI) -> None:
             title=str(exc.detail),
             detail=str(exc.detail),
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not _is_data_exception(exc):
+            return await _unexpected(request, exc)
+        # Input the database cannot store (validation should have caught it): a 4xx, not a 5xx.
+        log.warning("database_rejected_input", error_type=type(exc.orig).__name__)
+        return problem(
+            request,
+            status=422,
+            type_="validation_error",
+            title="Invalid request",
+            detail="The request contains text or values that cannot be stored.",
+            errors=[{"field": "body", "message": "cannot be stored", "type": "invalid_characters"}],
         )
 
     @app.exception_handler(OperationalError)

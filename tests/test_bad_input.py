@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import count_rows
@@ -142,3 +144,51 @@ async def test_bad_uuid_in_path(client, staff_headers):
     response = await client.get("/v1/referrals/not-a-uuid", headers=staff_headers())
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "referral_id"
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [
+        ("person", "given_name", "Al\x00ex"),
+        ("person", "family_name", "Smith\udaa2"),
+        ("person", "email", "a\x00@example.org"),
+        ("referrer", "name", "Dr\x07 Bell"),
+        (None, "reason", "a hard week\x00"),
+    ],
+)
+async def test_text_the_database_cannot_store_is_refused(
+    client, staff_headers, session, section, field, value
+):
+    body = referral_body(age=15)
+    if section:
+        body[section][field] = value
+    else:
+        body[field] = value
+    # ensure_ascii: a lone surrogate travels as a JSON escape, as a hostile client would send it.
+    response = await client.post(
+        "/v1/referrals",
+        content=json.dumps(body, ensure_ascii=True),
+        headers={**staff_headers(), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    expected = f"{section}.{field}" if section else field
+    assert expected in [e["field"] for e in response.json()["errors"]]
+    await _nothing_stored(session)
+
+
+async def test_free_text_keeps_line_breaks(client, staff_headers):
+    body = referral_body(age=15, reason="First line.\nSecond line.\tTabbed.")
+    response = await client.post("/v1/referrals", json=body, headers=staff_headers())
+    assert response.status_code == 201
+
+
+async def test_control_characters_in_paths_and_queries_are_not_5xx(client, staff_headers):
+    lead = staff_headers("admin")
+    for url in (
+        "/v1/queues/%00/cases",
+        "/v1/queues/cb-norwich/cases?key_worker_id=%00",
+        "/v1/audit?actor_id=%00",
+    ):
+        response = await client.get(url, headers=lead)
+        # SQLite stores NUL, so an empty page is a fair answer there; never a 5xx.
+        assert response.status_code < 500, (url, response.text)

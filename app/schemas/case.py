@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from app.schemas.common import ReasonText
+from app.schemas.common import MultiLine, ReasonText, SingleLine
 from app.triage.decision import ThriveGrouping
 
 CaseStatus = Literal["waiting", "allocated", "contacted", "active", "on_hold", "closed"]
@@ -22,17 +22,19 @@ OpenCaseStatus = Literal["waiting", "allocated", "contacted", "active", "on_hold
 
 # A staff user's id as their identity provider names it (the token's ``sub``).
 StaffId = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^\S+$")
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^\S+$"),
+    SingleLine,
 ]
 QueueId = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$"),
 ]
 SupporterRole = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), SingleLine
 ]
 RequiredReason = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), MultiLine
 ]
 
 

@@ -20,6 +20,33 @@ AGENCIES_MAX_ITEMS = 20
 EARLIEST_DATE_OF_BIRTH = date(1900, 1, 1)
 
 
+# Text the database cannot store (PostgreSQL refuses NUL; lone surrogates are not UTF-8) or that
+# has no business in a name: C0 control characters, DEL, and UTF-16 surrogate halves.
+_FORBIDDEN_IN_LINE = frozenset(chr(c) for c in [*range(0x20), 0x7F])
+_FORBIDDEN_IN_TEXT = _FORBIDDEN_IN_LINE - {"\t", "\n", "\r"}
+
+
+def _check_characters(value: str, forbidden: frozenset[str]) -> str:
+    for ch in value:
+        if ch in forbidden or "\ud800" <= ch <= "\udfff":
+            raise ValueError("contains a control character or invalid Unicode")
+    return value
+
+
+def single_line(value: str) -> str:
+    """Reject control characters (including NUL and line breaks) and lone surrogates."""
+    return _check_characters(value, _FORBIDDEN_IN_LINE)
+
+
+def multi_line(value: str) -> str:
+    """As ``single_line``, but tabs and line breaks are fine (free text)."""
+    return _check_characters(value, _FORBIDDEN_IN_TEXT)
+
+
+SingleLine = AfterValidator(single_line)
+MultiLine = AfterValidator(multi_line)
+
+
 def _blank_to_none(value: object) -> object:
     if isinstance(value, str) and not value.strip():
         return None
@@ -30,11 +57,13 @@ Name = Annotated[
     str,
     BeforeValidator(_blank_to_none),
     StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_CHARS),
+    SingleLine,
 ]
 Organisation = Annotated[
     str,
     BeforeValidator(_blank_to_none),
     StringConstraints(strip_whitespace=True, min_length=1, max_length=ORGANISATION_MAX_CHARS),
+    SingleLine,
 ]
 Phone = Annotated[
     str,
@@ -47,6 +76,7 @@ Email = Annotated[
     StringConstraints(
         strip_whitespace=True, max_length=254, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
     ),
+    SingleLine,
 ]
 
 
@@ -60,7 +90,13 @@ OdsCode = Annotated[
     BeforeValidator(_upper_stripped),
     StringConstraints(pattern=r"^[A-Z0-9]{3,10}$"),
 ]
-ReasonText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=REASON_MAX_CHARS)]
+ReasonText = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=REASON_MAX_CHARS), MultiLine
+]
+# Identifiers that name things in the service directory (queue and site ids).
+DirectoryId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+]
 Need = Annotated[
     str,
     StringConstraints(

@@ -18,6 +18,7 @@ from app.schemas.common import (
     AGENCIES_MAX_ITEMS,
     EARLIEST_DATE_OF_BIRTH,
     NEEDS_MAX_ITEMS,
+    DirectoryId,
     Email,
     Name,
     Need,
@@ -27,6 +28,7 @@ from app.schemas.common import (
     Phone,
     Postcode,
     ReasonText,
+    SingleLine,
 )
 from app.triage.facts import (
     AmhsThreshold,
@@ -135,9 +137,7 @@ class PhoneReferralCreate(_ReferralBody):
 
 class DropInReferralCreate(_ReferralBody):
     channel: Literal["drop_in"]
-    site_id: str = Field(
-        min_length=1, max_length=64, description="the queue id of the site walked into"
-    )
+    site_id: DirectoryId = Field(description="the queue id of the site walked into")
 
 
 class SystemReferralCreate(_ReferralBody):
@@ -177,7 +177,9 @@ class SelfReferralCreate(StrictModel):
     preferences: PreferencesIn = Field(default_factory=PreferencesIn)
     consent: ConsentIn = Field(default_factory=ConsentIn)
     # Honeypot: hidden from people on the form; bots fill it in.
-    website: str | None = Field(default=None, max_length=200, description="leave empty")
+    website: Annotated[str, SingleLine] | None = Field(
+        default=None, max_length=200, description="leave empty"
+    )
 
 
 AnyReferralCreate = (
