@@ -12,8 +12,14 @@
    that they walk the partial indexes.
 4. Serves the API with ``frontdoor serve`` (uvicorn, a real process on a loopback port) and
    drives it with an async httpx closed loop (bounded request counts): a same-run baseline
-   (``GET /healthz`` and a bare ``SELECT 1`` round trip), the worklist first page, and claims
-   with 20 concurrent workers. Prints the figures and writes ``bench/out/queues_results.json``.
+   (``GET /healthz``), the worklist first page, and claims with 20 concurrent workers, with the
+   server's CPU per claim. ``--server-workers 1 2`` repeats the claims with 2 uvicorn workers;
+   ``--before-app-root PATH`` first serves the same measurements from another checkout (the
+   code before a change) against the same database: a before/after in one run.
+5. The database alone: a bare ``SELECT 1`` round trip, and the claim transaction's own SQL on
+   20 asyncpg connections. Prints the figures and writes ``bench/out/queues_results.json``.
+
+``--reuse`` keeps a loaded database: it is migrated to head and earlier claims are undone.
 
 Targets (issue 4): worklist first page p99 ≤ 20 ms; claim p99 ≤ 30 ms with 20 concurrent workers.
 """
@@ -143,6 +149,7 @@ CASE_COLUMNS = (
     "outcome",
     "closed_at",
     "version",
+    "last_event_seq",
     "created_at",
     "updated_at",
 )
@@ -253,6 +260,7 @@ def generate_chunk(
                 rng.choice(OUTCOMES) if status == "closed" else None,
                 closed_at,
                 1 if status == "waiting" else 3,
+                1 if status == "waiting" else 2,  # the timeline events written below
                 received,
                 closed_at or received,
             )
@@ -468,8 +476,8 @@ async def explain_plans(dsn: str, database: str) -> tuple[str, dict[str, bool]]:
     """EXPLAIN (ANALYZE, BUFFERS) of the service's own statements, rolled back afterwards."""
     from app.db import create_engine
     from app.services.queues import (
+        CLAIM_STATEMENT,
         Cursor,
-        claim_statement,
         queue_overview_statement,
         worklist_statement,
     )
@@ -487,7 +495,7 @@ async def explain_plans(dsn: str, database: str) -> tuple[str, dict[str, bool]]:
                 )
             ).scalar_one()
             depth = min(5000, open_in_queue // 2)
-            deep = (
+            deep: Any = (
                 await conn.exec_driver_sql(
                     "SELECT urgency_rank, respond_by_sort_at, id FROM cases "
                     "WHERE queue_id = $1 AND status <> 'closed' "
@@ -495,17 +503,25 @@ async def explain_plans(dsn: str, database: str) -> tuple[str, dict[str, bool]]:
                     (BUSIEST_QUEUE, depth),
                 )
             ).one()
-            statements = {
-                "worklist first page": worklist_statement(BUSIEST_QUEUE, now=now),
-                f"worklist page after {depth:,} rows (keyset cursor)": worklist_statement(
-                    BUSIEST_QUEUE, now=now, cursor=Cursor(deep[0], deep[1], uuid.UUID(str(deep[2])))
+            statements: dict[str, tuple[Any, dict[str, Any]]] = {
+                "worklist first page": (worklist_statement(BUSIEST_QUEUE, now=now), {}),
+                f"worklist page after {depth:,} rows (keyset cursor)": (
+                    worklist_statement(
+                        BUSIEST_QUEUE,
+                        now=now,
+                        cursor=Cursor(deep[0], deep[1], uuid.UUID(str(deep[2]))),
+                    ),
+                    {},
                 ),
-                "claim (FOR UPDATE SKIP LOCKED)": claim_statement(BUSIEST_QUEUE),
-                "queue overview (counts)": queue_overview_statement(now),
+                "claim (FOR UPDATE SKIP LOCKED, with person and referrals)": (
+                    CLAIM_STATEMENT,
+                    {"queue_id": BUSIEST_QUEUE},
+                ),
+                "queue overview (counts)": (queue_overview_statement(now), {}),
             }
-            for title, statement in statements.items():
+            for title, (statement, bound) in statements.items():
                 compiled = statement.compile(dialect=conn.dialect)
-                params = compiled.construct_params()
+                params = compiled.construct_params(bound)
                 args = tuple(params[name] for name in compiled.positiontup or ())
                 try:
                     rows = await conn.exec_driver_sql(
@@ -606,8 +622,11 @@ class Server:
     url: str
 
 
-def start_server(dsn: str, database: str, port: int, workers: int, log_path: Path) -> Server:
-    """``frontdoor serve`` against the bench database, in its own process group."""
+def start_server(
+    dsn: str, database: str, port: int, workers: int, log_path: Path, app_root: Path = REPO
+) -> Server:
+    """``frontdoor serve`` from ``app_root`` against the bench database, in its own process
+    group."""
     env = dict(os.environ)
     env.update(
         {
@@ -615,7 +634,7 @@ def start_server(dsn: str, database: str, port: int, workers: int, log_path: Pat
             "FRONTDOOR_JWT_SECRET": BENCH_JWT_SECRET,
             "FRONTDOOR_ENVIRONMENT": "production",
             "FRONTDOOR_LOG_LEVEL": "INFO",
-            "PYTHONPATH": str(REPO),
+            "PYTHONPATH": str(app_root),
         }
     )
     log = log_path.open("wb")
@@ -632,7 +651,7 @@ def start_server(dsn: str, database: str, port: int, workers: int, log_path: Pat
             "--workers",
             str(workers),
         ],
-        cwd=REPO,
+        cwd=app_root,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -651,13 +670,13 @@ def stop_server(server: Server) -> None:
             server.process.wait()
 
 
-async def wait_ready(client: httpx.AsyncClient, server: Server) -> None:
+async def wait_ready(client: httpx.AsyncClient, server: Server, path: str = "/readyz") -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError("the server exited; see its log in bench/out/")
         try:
-            if (await client.get("/readyz")).status_code == 200:
+            if (await client.get(path)).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -666,7 +685,7 @@ async def wait_ready(client: httpx.AsyncClient, server: Server) -> None:
 
 
 def staff_token(subject: str, role: Role) -> str:
-    settings = Settings(jwt_secret=BENCH_JWT_SECRET)  # type: ignore[arg-type]
+    settings = Settings(jwt_secret=BENCH_JWT_SECRET)
     return issue_staff_token(
         settings,
         subject=subject,
@@ -677,17 +696,36 @@ def staff_token(subject: str, role: Role) -> str:
     )
 
 
-async def run_http(args: argparse.Namespace) -> dict[str, Any]:
-    """Baselines, worklist first page and claims through the real HTTP path."""
-    log_path = OUT / "queues_server.log"
-    server = start_server(args.dsn, args.db, args.port, args.server_workers, log_path)
+def server_cpu_seconds(server: Server) -> float:
+    """User + system CPU of the server's processes (its session: uvicorn and any workers)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        # After the command name: state, ppid, pgrp, session (index 3), …, utime (11), stime (12).
+        if int(fields[3]) == server.process.pid:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+async def run_http(
+    args: argparse.Namespace, *, app_root: Path, server_workers: int, claims_only: bool
+) -> dict[str, Any]:
+    """Baselines, worklist first page and claims through the real HTTP path, served from
+    ``app_root`` with ``server_workers`` uvicorn workers."""
+    log_path = OUT / f"queues_server_{server_workers}w.log"
+    server = start_server(args.dsn, args.db, args.port, server_workers, log_path, app_root)
     results: dict[str, Any] = {}
     limits = httpx.Limits(
         max_connections=args.concurrency, max_keepalive_connections=args.concurrency
     )
     try:
         async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30) as client:
-            await wait_ready(client, server)
+            # Another checkout may predate the current migration head: wait for liveness only
+            # (every measured request's status is still checked).
+            await wait_ready(client, server, "/readyz" if app_root == REPO else "/healthz")
             reader = {"Authorization": f"Bearer {staff_token('bench-reader', Role.PRACTITIONER)}"}
             claimers = [
                 {"Authorization": f"Bearer {staff_token(f'bench-worker-{n}', Role.PRACTITIONER)}"}
@@ -716,36 +754,48 @@ async def run_http(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 return response.status_code == 200
 
-            # Warm up connections, the pool, the plan cache and the OS caches.
+            # Warm up connections, the pool, the plan cache and the OS caches (every worker
+            # process: 20 concurrent requests spread over them).
             await closed_loop(args.concurrency, 20, first_page)
             await closed_loop(args.concurrency, 20, healthz)
+            await closed_loop(args.concurrency, 2, claim)
 
             n, c, think = args.requests, args.concurrency, args.think_ms
             results["baseline_healthz_c1"] = await closed_loop(1, n // 4, healthz)
             results[f"baseline_healthz_c{c}"] = await closed_loop(c, n // c, healthz)
-            results["worklist_first_page_c1"] = await closed_loop(1, n // 4, first_page)
-            results["worklist_first_page_busiest_c1"] = await closed_loop(
-                1, n // 4, busiest_first_page
-            )
-            results[f"worklist_first_page_{c}_workers_paced"] = await paced_loop(
-                c, n // c, think, first_page
-            )
-            results[f"worklist_first_page_c{c}"] = await closed_loop(c, n // c, first_page)
-            results["queue_overview_c1"] = await closed_loop(1, n // 10, overview)
+            if not claims_only:
+                results["worklist_first_page_c1"] = await closed_loop(1, n // 4, first_page)
+                results["worklist_first_page_busiest_c1"] = await closed_loop(
+                    1, n // 4, busiest_first_page
+                )
+                results[f"worklist_first_page_{c}_workers_paced"] = await paced_loop(
+                    c, n // c, think, first_page
+                )
+                results[f"worklist_first_page_c{c}"] = await closed_loop(c, n // c, first_page)
+                results["queue_overview_c1"] = await closed_loop(1, n // 10, overview)
+            cpu_before = server_cpu_seconds(server)
             results["claim_c1"] = await closed_loop(1, args.claims // 10, claim)
+            results["claim_c1"]["server_cpu_ms_per_request"] = round(
+                (server_cpu_seconds(server) - cpu_before) * 1000 / (args.claims // 10), 2
+            )
             results[f"claim_{c}_workers_paced"] = await paced_loop(
                 c, args.claims // 2 // c, think, claim
             )
             results[f"claim_c{c}"] = await closed_loop(c, args.claims // c, claim)
     finally:
         stop_server(server)
-    results["select_1_c1"] = await select_one(args, 1)
-    results[f"select_1_c{args.concurrency}"] = await select_one(args, args.concurrency)
-    results[f"claim_sql_only_{args.concurrency}_workers_paced"] = await sql_claims(
-        args, args.concurrency, paced=True
-    )
-    results[f"claim_sql_only_c{args.concurrency}"] = await sql_claims(args, args.concurrency)
     return results
+
+
+async def run_database_baselines(args: argparse.Namespace) -> dict[str, Any]:
+    """What the database alone does: a bare round trip, and the claim transaction's SQL."""
+    c = args.concurrency
+    return {
+        "select_1_c1": await select_one(args, 1),
+        f"select_1_c{c}": await select_one(args, c),
+        f"claim_sql_only_{c}_workers_paced": await sql_claims(args, c, paced=True),
+        f"claim_sql_only_c{c}": await sql_claims(args, c),
+    }
 
 
 async def select_one(args: argparse.Namespace, concurrency: int) -> dict[str, float]:
@@ -771,9 +821,17 @@ SQL_CLAIM_QUEUE = "oss-norwich"
 async def sql_claims(
     args: argparse.Namespace, concurrency: int, *, paced: bool = False
 ) -> dict[str, float]:
-    """The claim transaction alone, as the service issues it (lock, update, event, audit,
-    commit), on ``concurrency`` connections at once: what SKIP LOCKED contention costs in the
-    database, without Python web-stack CPU in the way."""
+    """The claim transaction alone, as the service issues it (the service's own claim SELECT,
+    then the case UPDATE, the timeline INSERT, the audit INSERT and COMMIT), on ``concurrency``
+    connections at once: what SKIP LOCKED contention costs in the database, without Python
+    web-stack CPU in the way."""
+    from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+
+    from app.services.queues import CLAIM_STATEMENT
+
+    compiled = CLAIM_STATEMENT.compile(dialect=PGDialect_asyncpg())  # type: ignore[no-untyped-call]
+    params = compiled.construct_params({"queue_id": SQL_CLAIM_QUEUE})
+    claim_args = tuple(params[name] for name in compiled.positiontup or ())
     pool = await asyncpg.create_pool(
         bench_dsn(args.dsn, args.db), min_size=concurrency, max_size=concurrency
     )
@@ -781,29 +839,28 @@ async def sql_claims(
 
     async def claim(worker: int, _index: int) -> bool:
         async with pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "SELECT id, person_id FROM cases WHERE queue_id = $1 AND status = 'waiting' "
-                "ORDER BY urgency_rank, respond_by_sort_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
-                SQL_CLAIM_QUEUE,
-            )
+            row = await conn.fetchrow(compiled.string, *claim_args)
             if row is None:
                 return False
+            case_id, person_id, version = row["id"], row["person_id"], row["version"]
+            seq = row["last_event_seq"] + 1
             worker_id = f"bench-sql-{worker}"
             await conn.execute(
                 "UPDATE cases SET status = 'allocated', key_worker_id = $2, allocated_at = now(), "
-                "version = version + 1, updated_at = now() WHERE id = $1",
-                row["id"],
+                "version = $3, last_event_seq = $4, updated_at = now() "
+                "WHERE id = $1 AND version = $5",
+                case_id,
                 worker_id,
-            )
-            seq = await conn.fetchval(
-                "SELECT coalesce(max(seq), 0) + 1 FROM case_events WHERE case_id = $1", row["id"]
+                version + 1,
+                seq,
+                version,
             )
             await conn.execute(
                 "INSERT INTO case_events (id, case_id, seq, type, actor_kind, actor_id, "
                 "actor_role, from_status, to_status, data, created_at) VALUES ($1, $2, $3, "
                 "'claimed', 'staff', $4, 'practitioner', 'waiting', 'allocated', '{}', now())",
                 uuid.uuid4(),
-                row["id"],
+                case_id,
                 seq,
                 worker_id,
             )
@@ -813,8 +870,8 @@ async def sql_claims(
                 "now(), 'staff', $2, 'practitioner', 'claim', 'case', $3, $4, 'success', '{}')",
                 uuid.uuid4(),
                 worker_id,
-                str(row["id"]),
-                row["person_id"],
+                str(case_id),
+                person_id,
             )
         return True
 
@@ -869,7 +926,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reuse", action="store_true", help="keep an already loaded database")
     parser.add_argument("--loader-processes", type=int, default=2)
     parser.add_argument("--port", type=int, default=8131)
-    parser.add_argument("--server-workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--server-workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="uvicorn worker processes; several values: one HTTP run for each",
+    )
+    parser.add_argument(
+        "--before-app-root",
+        type=Path,
+        help="first serve the API from this checkout (e.g. `git worktree add /tmp/before HEAD`), "
+        "then from this one: a before/after in the same run",
+    )
+    parser.add_argument(
+        "--claims-only",
+        action="store_true",
+        help="measure only the healthz baseline and claims (not worklists and the overview)",
+    )
     parser.add_argument("--concurrency", type=int, default=20, help="concurrent clients")
     parser.add_argument("--requests", type=int, default=2000, help="requests per measurement")
     parser.add_argument("--claims", type=int, default=1000, help="claims at full concurrency")
@@ -892,6 +966,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.reuse and await database_ready(args.dsn, args.db, args.cases):
         print(f"reusing {args.db}", file=sys.stderr)
+        # A database loaded before the latest migrations: bring it to head first.
+        await asyncio.to_thread(migrate, args.dsn, args.db)
         # Claims from earlier runs used up waiting cases: put them back.
         await reset_claims(args.dsn, args.db)
     else:
@@ -908,18 +984,42 @@ async def main(argv: Sequence[str] | None = None) -> int:
     (OUT / "queues_explain.txt").write_text(plans)
     report["explain_uses_index_without_sort"] = checks
     print(f"EXPLAIN: {checks} (plans in bench/out/queues_explain.txt)", file=sys.stderr)
-    report["http"] = await run_http(args)
+    report["loadavg_before"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    # (label, checkout to serve, uvicorn workers, claims only): the first worker count gets
+    # every measurement, further ones claims only (what more workers are meant to help).
+    roots = [("after", REPO)]
+    if args.before_app_root is not None:
+        roots.insert(0, (f"before ({args.before_app_root})", args.before_app_root))
+    runs = [
+        (f"{name}, {w} server worker(s)", root, w, args.claims_only or index > 0)
+        for name, root in roots
+        for index, w in enumerate(args.server_workers)
+    ]
+    report["http"] = {}
+    for label, app_root, workers, claims_only in runs:
+        print(f"HTTP: {label}", file=sys.stderr)
+        report["http"][label] = await run_http(
+            args, app_root=app_root, server_workers=workers, claims_only=claims_only
+        )
+        await reset_claims(args.dsn, args.db)
+    report["database"] = await run_database_baselines(args)
+    report["loadavg_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     (OUT / "queues_results.json").write_text(json.dumps(report, indent=2, default=str))
     print(json.dumps(report, indent=2, default=str))
     return 0
 
 
 async def reset_claims(dsn: str, database: str) -> None:
-    """Return cases claimed by earlier bench runs to waiting (events stay: append-only)."""
+    """Return cases claimed by earlier bench runs to waiting (events stay: append-only).
+
+    Each case's event counter is set from its timeline again: a checkout from before the
+    counter (``--before-app-root``) appends events without bumping it.
+    """
     conn = await asyncpg.connect(bench_dsn(dsn, database))
     try:
         await conn.execute(
-            "UPDATE cases SET status = 'waiting', key_worker_id = NULL, allocated_at = NULL "
+            "UPDATE cases SET status = 'waiting', key_worker_id = NULL, allocated_at = NULL, "
+            "last_event_seq = (SELECT max(seq) FROM case_events WHERE case_id = cases.id) "
             "WHERE key_worker_id LIKE 'bench-worker-%' OR key_worker_id LIKE 'bench-sql-%'"
         )
         await conn.execute("VACUUM ANALYZE cases")

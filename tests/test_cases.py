@@ -575,6 +575,39 @@ async def test_a_new_referral_joins_the_open_case_and_raises_its_urgency(
     again = (await client.get(f"/v1/cases/{case['id']}", headers=me)).json()
     assert again["urgency_code"] == "C"
     assert again["waiting_clock"]["respond_by_at"] == case["waiting_clock"]["respond_by_at"]
+    events = (await client.get(f"/v1/cases/{case['id']}/events", headers=me)).json()["events"]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4]
+
+
+async def test_a_claim_shows_every_referral_of_the_case_oldest_first(
+    client, staff_headers, session, clock
+):
+    first = await refer(client, staff_headers, nhs=NHS[3])
+    clock.set(clock.now() + timedelta(minutes=5))
+    second = await refer(client, staff_headers, nhs=NHS[3])
+    assert second["case_id"] == first["case_id"]
+    me = worker(staff_headers)
+    claim = await client.post(f"/v1/queues/{NORWICH}/claim", headers=me)
+    assert claim.status_code == 200 and claim.json()["id"] == first["case_id"]
+    assert [r["reference"] for r in claim.json()["referrals"]] == [
+        first["reference"],
+        second["reference"],
+    ]
+    # The claim's response is the case as any later read shows it.
+    read = (await client.get(f"/v1/cases/{first['case_id']}", headers=me)).json()
+    assert read["referrals"] == claim.json()["referrals"]
+    assert read["version"] == claim.json()["version"]
+    # Two referrals and a claim: three events, numbered from the case's own counter.
+    events = (await client.get(f"/v1/cases/{first['case_id']}/events", headers=me)).json()
+    assert [(e["seq"], e["type"]) for e in events["events"]] == [
+        (1, "case_opened"),
+        (2, "referral_joined"),
+        (3, "claimed"),
+    ]
+    counter = await session.scalar(
+        select(Case.last_event_seq).where(Case.id == uuid.UUID(first["case_id"]))
+    )
+    assert counter == 3
 
 
 async def test_a_person_whose_case_closed_comes_back_to_a_new_case(client, staff_headers, clock):
@@ -679,6 +712,8 @@ async def test_refused_attempts_are_audited_as_denied(client, staff_headers, ses
     outsider = worker(staff_headers, subject="outsider", queues=["cb-thetford"])
     colleague = worker(staff_headers, subject="colleague")
     assert (await client.get(f"/v1/cases/{case.id}", headers=outsider)).status_code == 404
+    timeline = await client.get(f"/v1/cases/{case.id}/events", headers=outsider)
+    assert timeline.status_code == 404
     hold = await post(client, case.id, "hold", colleague, 1, {"reason": "x"})
     assert hold.status_code == 403
     rows = (
@@ -690,6 +725,7 @@ async def test_refused_attempts_are_audited_as_denied(client, staff_headers, ses
     ).all()
     assert sorted((r.actor_id, r.action, r.outcome) for r in rows) == [
         ("colleague", "hold", "denied"),
+        ("outsider", "read", "denied"),
         ("outsider", "read", "denied"),
     ]
     assert all(r.person_id == case.person_id for r in rows)

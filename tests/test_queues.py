@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.models import AuditEvent, Case, CaseEvent
 from tests.case_factories import add_case
@@ -212,20 +212,59 @@ async def test_worklist_access(client, staff_headers, make_client):
     assert response.status_code == 404
 
 
-async def test_each_worklist_page_is_audited_with_the_cases_shown(
+async def test_each_case_on_a_worklist_page_is_audited_against_its_person(
     client, staff_headers, session, clock
 ):
-    case = await add_case(session, received_at=clock.now())
+    now = clock.now()
+    first = await add_case(session, received_at=now - timedelta(hours=2), urgency="C")
+    second = await add_case(session, received_at=now - timedelta(hours=1), urgency="D")
+    unseen = await add_case(session, received_at=now, urgency="E")  # on the next page
+    response = await client.get(
+        f"/v1/queues/{NORWICH}/cases",
+        params={"limit": 2},
+        headers=practitioner(staff_headers, subject="auditee"),
+    )
+    assert response.status_code == 200
+    assert [item["id"] for item in response.json()["items"]] == [str(first.id), str(second.id)]
+    rows = (
+        await session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.actor_id == "auditee", AuditEvent.action == "list")
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    # One row per case shown (and none for the case on the next page), each tied to its person.
+    assert sorted((r.resource_id, r.person_id) for r in rows) == sorted(
+        (str(c.id), c.person_id) for c in (first, second)
+    )
+    assert all(
+        r.resource_type == "case"
+        and r.outcome == "success"
+        and r.details == {"queue_id": NORWICH}
+        and r.actor_role == "practitioner"
+        and r.occurred_at == now
+        for r in rows
+    )
+    # So "who has seen this young person?" includes the worklist, and only for who was shown.
+    admin = staff_headers("admin")
+    trail = await client.get("/v1/audit", params={"person_id": str(first.person_id)}, headers=admin)
+    assert [(e["actor_id"], e["action"], e["resource_id"]) for e in trail.json()["events"]] == [
+        ("auditee", "list", str(first.id))
+    ]
+    trail = await client.get(
+        "/v1/audit", params={"person_id": str(unseen.person_id)}, headers=admin
+    )
+    assert trail.json()["events"] == []
+
+
+async def test_an_empty_worklist_page_records_no_listing(client, staff_headers, session):
     response = await client.get(
         f"/v1/queues/{NORWICH}/cases", headers=practitioner(staff_headers, subject="auditee")
     )
-    assert response.status_code == 200
-    event = await session.scalar(
-        select(AuditEvent).where(AuditEvent.actor_id == "auditee", AuditEvent.action == "list")
-    )
-    assert event is not None
-    assert event.resource_type == "queue" and event.resource_id == NORWICH
-    assert event.details == {"case_ids": [str(case.id)]}
+    assert response.status_code == 200 and response.json()["items"] == []
+    assert (
+        await session.scalars(select(AuditEvent).where(AuditEvent.actor_id == "auditee"))
+    ).all() == []
 
 
 # Claiming ------------------------------------------------------------------------------------
@@ -270,6 +309,45 @@ async def test_claim_takes_the_most_urgent_unallocated_case(client, staff_header
         select(AuditEvent).where(AuditEvent.action == "claim", AuditEvent.actor_id == "w1")
     )
     assert audit is not None and audit.resource_id == str(c.id) and audit.person_id == c.person_id
+
+
+async def test_a_claim_is_one_select_and_one_flush(client, staff_headers, session, clock, engine):
+    """The claim's round trips, pinned: the locking SELECT (which also brings the person and
+    the referrals the response shows), then the case UPDATE, its timeline event and the audit
+    row. No max(seq) query: the case counts its own events."""
+    await add_case(session, received_at=clock.now())
+    statements: list[str] = []
+
+    def capture(_conn, _cursor, statement: str, *_args) -> None:
+        verb = statement.lstrip().split(None, 1)[0].upper()
+        if verb in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+            statements.append(" ".join(statement.split()))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        response = await client.post(
+            f"/v1/queues/{NORWICH}/claim", headers=practitioner(staff_headers)
+        )
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+    assert response.status_code == 200, response.text
+    assert sorted(_written(s) for s in statements) == [
+        "INSERT audit_events",
+        "INSERT case_events",
+        "SELECT",
+        "UPDATE cases",
+    ]
+    claim = next(s for s in statements if s.startswith("SELECT"))
+    assert all(table in claim for table in ("FROM cases", "persons", "referrals"))
+    assert not any("max(" in s.lower() for s in statements)
+
+
+def _written(statement: str) -> str:
+    """A SELECT as just that; a write as its verb and the table it writes."""
+    words = statement.split()
+    if words[0] == "SELECT":
+        return "SELECT"
+    return f"{words[0]} {words[words.index('INTO' if words[0] == 'INSERT' else words[0]) + 1]}"
 
 
 async def test_claimed_case_leaves_the_unallocated_worklist(client, staff_headers, session, clock):

@@ -107,6 +107,9 @@ class Case(Base):
     closed_at: Mapped[datetime | None]
     # Optimistic concurrency: every change bumps it; a stale write is refused.
     version: Mapped[int] = mapped_column(default=1)
+    # The seq of the latest timeline event: appending an event bumps it in the same UPDATE as
+    # the change it records (app.services.case_events), instead of asking for max(seq) first.
+    last_event_seq: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -96,7 +96,11 @@ async def case_read(
     case = ctx.case
     person = ctx.person or await session.get(Person, case.person_id)
     assert person is not None  # foreign key
-    referrals = await service.case_referrals(session, case.id)
+    referrals = (
+        ctx.referrals
+        if ctx.referrals is not None
+        else await service.case_referrals(session, case.id)
+    )
     response.headers["ETag"] = service.etag(case.version)
     return CaseRead(
         id=case.id,
@@ -136,10 +140,10 @@ async def case_read(
                 channel=referral.channel,
                 received_at=referral.received_at,
                 disposition=referral.disposition,
-                urgency_code=decision.urgency_code,
-                route_kind=decision.route_kind,
+                urgency_code=referral.urgency_code,
+                route_kind=referral.route_kind,
             )
-            for referral, decision in referrals
+            for referral in referrals
         ],
         created_at=case.created_at,
         updated_at=case.updated_at,

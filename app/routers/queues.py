@@ -166,13 +166,7 @@ async def queue_worklist(
             key_worker_id=key_worker_id,
         ),
     )
-    service.audit_listing(
-        session,
-        actor=actor,
-        queue_id=queue.id,
-        case_ids=[row.id for row in page.rows],
-        now=now,
-    )
+    await service.audit_listing(session, actor=actor, queue_id=queue.id, rows=page.rows, now=now)
     return WorklistPage(
         queue_id=queue.id,
         as_of=now,

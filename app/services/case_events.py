@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Case, CaseEvent, Referral
+from app.models.base import new_id
 from app.security import Actor
 from app.triage import Decision
 
@@ -25,13 +25,19 @@ async def append_event(
     reason: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> CaseEvent:
-    """Add the next event to a case's timeline (the caller holds the case row)."""
-    last_seq = await session.scalar(
-        select(func.coalesce(func.max(CaseEvent.seq), 0)).where(CaseEvent.case_id == case.id)
-    )
+    """Add the next event to a case's timeline (the caller holds the case row).
+
+    The event's ``seq`` comes from the case's own counter (``Case.last_event_seq``), bumped
+    here, so the case UPDATE carries it: no query for the latest seq. Nothing is flushed: the
+    event goes to the database with the case change and the audit row, in the caller's next
+    flush (at the latest, the commit). ``(case_id, seq)`` is unique, so a counter that had
+    fallen behind would fail loudly, never reorder a timeline.
+    """
+    case.last_event_seq = (case.last_event_seq or 0) + 1
     event = CaseEvent(
+        id=new_id(),
         case_id=case.id,
-        seq=(last_seq or 0) + 1,
+        seq=case.last_event_seq,
         type=type,
         actor_kind=actor.kind if actor else "system",
         actor_id=actor.id if actor else None,
@@ -43,7 +49,6 @@ async def append_event(
         created_at=now,
     )
     session.add(event)
-    await session.flush()
     return event
 
 

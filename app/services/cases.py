@@ -113,6 +113,31 @@ def next_status(current: str, action: CaseAction) -> Status:
 # Loading and access --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class CaseReferral:
+    """What a case shows of each referral that opened or joined it (not the payloads)."""
+
+    id: uuid.UUID
+    reference: str
+    channel: str
+    received_at: datetime
+    disposition: str
+    urgency_code: str
+    route_kind: str
+
+
+# CaseReferral's fields, in order: one query's worth of referral and decision columns.
+CASE_REFERRAL_COLUMNS = (
+    Referral.id,
+    Referral.reference,
+    Referral.channel,
+    Referral.received_at,
+    Referral.disposition,
+    TriageDecision.urgency_code,
+    TriageDecision.route_kind,
+)
+
+
 @dataclass(slots=True)
 class CaseContext:
     """A case with what access decisions need: its queue's kind and its current supporters."""
@@ -123,6 +148,7 @@ class CaseContext:
     supporting_team_kinds: dict[str, str] = field(default_factory=dict)
     # Set when already loaded with the case (saves a round trip when the response shows them).
     person: Person | None = None
+    referrals: list[CaseReferral] | None = None
 
     @property
     def supporting_worker_ids(self) -> list[str]:
@@ -645,17 +671,19 @@ def _supporter_data(supporter: CaseSupporter) -> dict[str, Any]:
 # Reading ---------------------------------------------------------------------------------------
 
 
-async def case_referrals(
-    session: AsyncSession, case_id: uuid.UUID
-) -> list[tuple[Referral, TriageDecision]]:
-    """The referrals that opened or joined the case, oldest first, with their decisions."""
+async def case_referrals(session: AsyncSession, case_id: uuid.UUID) -> list[CaseReferral]:
+    """The referrals that opened or joined the case, oldest first, with their decisions.
+
+    Plain columns, not ORM objects: the referral's raw payload and the decision's snapshot are
+    JSON documents the case view never shows.
+    """
     rows = await session.execute(
-        select(Referral, TriageDecision)
+        select(*CASE_REFERRAL_COLUMNS)
         .join(TriageDecision, TriageDecision.referral_id == Referral.id)
         .where(Referral.case_id == case_id)
         .order_by(Referral.received_at, Referral.id)
     )
-    return [(referral, decision) for referral, decision in rows.all()]
+    return [CaseReferral(*row) for row in rows]
 
 
 async def case_events(session: AsyncSession, case_id: uuid.UUID) -> list[CaseEvent]:
