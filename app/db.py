@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -26,10 +27,29 @@ from app.config import Settings
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+def json_serializer(value: Any) -> str:
+    """JSON columns (raw payloads, decisions, timelines, audit details) via orjson.
+
+    Several documents are written per referral; the standard library's encoder was a measurable
+    share of intake CPU (bench/RESULTS.md, issue 7). Non-string keys are allowed, as json.dumps
+    allows them.
+    """
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def json_deserializer(value: str | bytes) -> Any:
+    return orjson.loads(value)
+
+
 def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     """An async engine for the configured database, tuned per backend."""
     url = make_url(settings.database_url)
-    kwargs: dict[str, Any] = {"echo": settings.sql_echo, "pool_pre_ping": False}
+    kwargs: dict[str, Any] = {
+        "echo": settings.sql_echo,
+        "pool_pre_ping": False,
+        "json_serializer": json_serializer,
+        "json_deserializer": json_deserializer,
+    }
     if url.get_backend_name() == "sqlite":
         ensure_sqlite_directory(settings.database_url)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}

@@ -10,6 +10,7 @@ import logging
 import sys
 from typing import Any
 
+import orjson
 import structlog
 
 # Keys that must never reach a log line, even by mistake.
@@ -40,6 +41,12 @@ def _drop_identifying_keys(_logger: Any, _method: str, event: dict[str, Any]) ->
     return event
 
 
+def _orjson_dumps(event: dict[str, Any], default: Any = None) -> str:
+    """structlog's JSONRenderer serializer: orjson is several times faster than json.dumps, and
+    two lines are logged per request (bench/RESULTS.md, issue 7)."""
+    return orjson.dumps(event, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def configure_logging(level: str = "INFO", json_output: bool = True) -> None:
     """Route structlog and the standard library (uvicorn, sqlalchemy) through one JSON renderer."""
     shared: list[Any] = [
@@ -50,7 +57,9 @@ def configure_logging(level: str = "INFO", json_output: bool = True) -> None:
         _drop_identifying_keys,
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+        if json_output
+        else structlog.dev.ConsoleRenderer()
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -5,12 +5,14 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import case, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Person
+from app.models.base import new_id
 from app.schemas.referral import PersonIn
 from app.triage.postcodes import postcode_district
 
@@ -24,31 +26,25 @@ def name_key(name: str | None) -> str | None:
     return key or None
 
 
+@dataclass(frozen=True, slots=True)
+class ResolvedPerson:
+    person: Person
+    # True when this call recorded the person (False: matched, or a concurrent request won).
+    created: bool
+
+
 async def find_or_create_person(session: AsyncSession, data: PersonIn, now: datetime) -> Person:
     """The person this referral is about: by NHS number, else by exact demographics, else new.
 
-    Partial matches are never merged here; staff see them through person search.
+    Partial matches are never merged here; staff see them through person search. A new person
+    is added through the unit of work (so session events see the insert); ``resolve_person``
+    does the same job in fewer round trips and says whether it created the person.
     """
     person = await _find_exact(session, data)
     if person is not None:
         _fill_blanks(person, data, now)
         return person
-    person = Person(
-        nhs_number=data.nhs_number,
-        given_name=data.given_name,
-        family_name=data.family_name,
-        given_name_key=name_key(data.given_name),
-        family_name_key=name_key(data.family_name),
-        date_of_birth=data.date_of_birth,
-        postcode=data.postcode,
-        postcode_district=postcode_district(data.postcode) if data.postcode else None,
-        phone=data.phone,
-        email=data.email,
-        send=data.send,
-        looked_after=data.looked_after,
-        created_at=now,
-        updated_at=now,
-    )
+    person = Person(**_new_person_values(data, now))
     if data.nhs_number is None:
         session.add(person)
         await session.flush()
@@ -60,7 +56,7 @@ async def find_or_create_person(session: AsyncSession, data: PersonIn, now: date
             session.add(person)
             await session.flush()
     except IntegrityError:
-        existing = await session.scalar(select(Person).where(Person.nhs_number == data.nhs_number))
+        existing = await _by_nhs_number(session, data.nhs_number)
         if existing is None:
             raise
         _fill_blanks(existing, data, now)
@@ -68,34 +64,111 @@ async def find_or_create_person(session: AsyncSession, data: PersonIn, now: date
     return person
 
 
-async def _find_exact(session: AsyncSession, data: PersonIn) -> Person | None:
-    if data.nhs_number:
-        found = await session.scalar(select(Person).where(Person.nhs_number == data.nhs_number))
-        if found is not None:
-            return found
-    given, family = name_key(data.given_name), name_key(data.family_name)
-    if not (given and family and data.date_of_birth and data.postcode):
-        return None
-    candidates = (
+async def resolve_person(session: AsyncSession, data: PersonIn, now: datetime) -> ResolvedPerson:
+    """As ``find_or_create_person``, in two round trips for a new person (one lookup, one
+    insert) and none of the savepoint's: a new NHS number is inserted with ``ON CONFLICT DO
+    NOTHING``, so a concurrent request that recorded the same number first is joined instead.
+    """
+    person = await _find_exact(session, data)
+    if person is not None:
+        _fill_blanks(person, data, now)
+        return ResolvedPerson(person, created=False)
+    values = _new_person_values(data, now)
+    if data.nhs_number is None:
+        person = Person(**values)
+        session.add(person)
+        await session.flush()
+        return ResolvedPerson(person, created=True)
+    dialect = session.get_bind().dialect.name
+    insert: Any
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # no portable insert-if-absent: the unit of work with a savepoint
+        before = await _by_nhs_number(session, data.nhs_number)
+        person = await find_or_create_person(session, data, now)
+        return ResolvedPerson(person, created=before is None and person.nhs_number is not None)
+    inserted = (
         await session.scalars(
-            select(Person)
-            .where(
-                Person.family_name_key == family,
-                Person.date_of_birth == data.date_of_birth,
-                Person.given_name_key == given,
-                Person.postcode == data.postcode,
-                # Never join someone whose NHS number says they are a different person.
+            insert(Person)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[Person.nhs_number])
+            .returning(Person)
+        )
+    ).one_or_none()
+    if inserted is not None:
+        return ResolvedPerson(inserted, created=True)
+    existing = await _by_nhs_number(session, data.nhs_number)
+    if existing is None:  # the conflicting row is gone again: give up rather than loop
+        raise RuntimeError("person insert conflicted but no person holds the NHS number")
+    _fill_blanks(existing, data, now)
+    return ResolvedPerson(existing, created=False)
+
+
+def _new_person_values(data: PersonIn, now: datetime) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "nhs_number": data.nhs_number,
+        "given_name": data.given_name,
+        "family_name": data.family_name,
+        "given_name_key": name_key(data.given_name),
+        "family_name_key": name_key(data.family_name),
+        "date_of_birth": data.date_of_birth,
+        "postcode": data.postcode,
+        "postcode_district": postcode_district(data.postcode) if data.postcode else None,
+        "phone": data.phone,
+        "email": data.email,
+        "send": data.send,
+        "looked_after": data.looked_after,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def _by_nhs_number(session: AsyncSession, nhs_number: str) -> Person | None:
+    return await session.scalar(select(Person).where(Person.nhs_number == nhs_number))
+
+
+async def _find_exact(session: AsyncSession, data: PersonIn) -> Person | None:
+    """The NHS number's holder, else the one person with exactly these demographics.
+
+    One query for both (a round trip saved on every new person): rows holding the NHS number
+    sort first; the demographic candidates follow, oldest first.
+    """
+    given, family = name_key(data.given_name), name_key(data.family_name)
+    demographics = bool(given and family and data.date_of_birth and data.postcode)
+    if not data.nhs_number and not demographics:
+        return None
+    conditions = []
+    if data.nhs_number:
+        conditions.append(Person.nhs_number == data.nhs_number)
+    if demographics:
+        conditions.append(
+            (Person.family_name_key == family)
+            & (Person.date_of_birth == data.date_of_birth)
+            & (Person.given_name_key == given)
+            & (Person.postcode == data.postcode)
+            # Never join someone whose NHS number says they are a different person.
+            & (
                 or_(Person.nhs_number.is_(None), Person.nhs_number == data.nhs_number)
                 if data.nhs_number
-                else Person.id.is_not(None),
+                else Person.id.is_not(None)
             )
-            .order_by(Person.created_at)
-            .limit(2)
         )
-    ).all()
+    query = select(Person).where(or_(*conditions))
+    if data.nhs_number:
+        by_number = case((Person.nhs_number == data.nhs_number, 0), else_=1)
+        query = query.order_by(by_number, Person.created_at)
+    else:
+        query = query.order_by(Person.created_at)
+    # At most one NHS-number holder (unique) and two demographic candidates are needed.
+    rows = (await session.scalars(query.limit(3))).all()
+    if data.nhs_number and rows and rows[0].nhs_number == data.nhs_number:
+        return rows[0]
     # Two people who share every demographic detail are ambiguous: record a new person and let
     # staff decide, rather than merge silently.
-    return candidates[0] if len(candidates) == 1 else None
+    return rows[0] if len(rows) == 1 else None
 
 
 def _fill_blanks(person: Person, data: PersonIn, now: datetime) -> None:
@@ -134,6 +207,40 @@ class PersonMatch:
 
 
 SEARCH_MAX_RESULTS = 20
+# Close matches share the date of birth and the first letters of the family name.
+CLOSE_MATCH_PREFIX_CHARS = 3
+
+
+def _starts_with(column: Any, prefix: str) -> Any:
+    """``column`` starts with ``prefix``, written so the (date_of_birth, family_name_key) index
+    bounds the scan: the LIKE decides, and a range ``[prefix, next prefix)`` lets the index skip
+    everyone else born that day.
+
+    A LIKE with a bound parameter is no index condition for a reused (generic) plan, so without
+    the range PostgreSQL reads every person born that day (on 1M people: 180 buffers against
+    8; bench/RESULTS.md, issue 7).
+    """
+    condition = column.startswith(prefix, autoescape=True)
+    upper = _prefix_upper_bound(prefix)
+    if upper is not None:
+        condition &= (column >= prefix) & (column < upper)
+    return condition
+
+
+_KEY_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _prefix_upper_bound(prefix: str) -> str | None:
+    """The least string above every string starting with ``prefix``, for keys of ASCII digits
+    and lower-case letters (their order is the same in every collation: C, libc, ICU, SQLite);
+    None for other keys (accented or non-Latin letters), which then go by the LIKE alone.
+    """
+    if not prefix or any(ch not in _KEY_ALPHABET for ch in prefix):
+        return None
+    stem = prefix.rstrip("z")
+    if not stem:
+        return None
+    return stem[:-1] + _KEY_ALPHABET[_KEY_ALPHABET.index(stem[-1]) + 1]
 
 
 def _swapped_day_month(value: date) -> date | None:
@@ -178,7 +285,7 @@ async def search_persons(
                 or_(
                     (Person.family_name_key == family) & Person.date_of_birth.in_(dates),
                     (Person.date_of_birth == date_of_birth)
-                    & Person.family_name_key.startswith(family[:3], autoescape=True),
+                    & _starts_with(Person.family_name_key, family[:CLOSE_MATCH_PREFIX_CHARS]),
                 )
             )
             .limit(SEARCH_MAX_RESULTS * 4)
