@@ -94,23 +94,26 @@ def measure_app(
     """Warm up, measure the maximum, then latency at 70% of it. Returns the figures."""
     server = start()
     try:
-        lua_args = [str(BODIES_FILE), token, api_key, f"{run_id}-{name}"]
+        # wrk counts completed requests only; up to one per connection is still in flight when
+        # it stops and reaches the server, so the next phase skips that many bodies and uses its
+        # own Idempotency-Key prefix (no phase replays another's request).
+        in_flight = args.connections
         warm = harness.run_wrk(
             server.url,
             LUA_SCRIPT,
-            [*lua_args, str(offset)],
+            [str(BODIES_FILE), token, api_key, f"{run_id}-{name}-warm", str(offset)],
             connections=args.connections,
             duration_s=WARMUP_S,
             cpus=args.client_cpus,
         )
-        offset += warm["requests"]
+        offset += warm["requests"] + in_flight
         cpu_before = server.cpu_seconds()
         pg_before = harness.postgres_cpu()
         spy = _start_py_spy(server, args.duration, profile_path) if profile_path else None
         peak = harness.run_wrk(
             server.url,
             LUA_SCRIPT,
-            [*lua_args, str(offset)],
+            [str(BODIES_FILE), token, api_key, f"{run_id}-{name}-max", str(offset)],
             connections=args.connections,
             duration_s=args.duration,
             cpus=args.client_cpus,
@@ -119,7 +122,7 @@ def measure_app(
             spy.wait(timeout=args.duration + 60)
         cpu = server.cpu_seconds() - cpu_before
         pg_cpu = harness.postgres_cpu() - pg_before
-        offset += peak["requests"]
+        offset += peak["requests"] + in_flight
         rate = round(peak["rps"] * LOAD_FRACTION, 1)
         bodies = args.bodies_count
         at_load = harness.run_loadgen(

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import event, select
+from sqlalchemy.dialects import postgresql
 
 from app.models import AuditEvent, Case, CaseEvent
+from app.services.queues import (
+    CLAIM_STATEMENT,
+    WorklistFilter,
+    queue_overview_statement,
+    worklist_statement,
+)
 from tests.case_factories import add_case
 
 NORWICH = "cb-norwich"
@@ -339,7 +346,24 @@ async def test_a_claim_is_one_select_and_one_flush(client, staff_headers, sessio
     ]
     claim = next(s for s in statements if s.startswith("SELECT"))
     assert all(table in claim for table in ("FROM cases", "persons", "referrals"))
+    assert "status = 'waiting'" in claim and "LIMIT 1" in claim
     assert not any("max(" in s.lower() for s in statements)
+
+
+def test_statuses_are_constants_in_the_sql():
+    """PostgreSQL matches the partial indexes (status = 'waiting', status <> 'closed') in a
+    prepared statement's cached plan only when the status is a constant in the SQL text."""
+    now = datetime.now(UTC)
+    statements = [
+        CLAIM_STATEMENT,
+        worklist_statement(NORWICH, now=now, filters=WorklistFilter(allocated=False)),
+        worklist_statement(NORWICH, now=now, filters=WorklistFilter(allocated=True)),
+        queue_overview_statement(now),
+    ]
+    for statement in statements:
+        compiled = statement.compile(dialect=postgresql.asyncpg.dialect())
+        assert not any(name.startswith("status") for name in compiled.params), compiled.string
+        assert "status != 'closed'" in compiled.string or "status = 'waiting'" in compiled.string
 
 
 def _written(statement: str) -> str:

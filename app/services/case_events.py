@@ -25,7 +25,8 @@ async def append_event(
     reason: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> CaseEvent:
-    """Add the next event to a case's timeline (the caller holds the case row).
+    """Add the next event to a case's timeline (the caller holds the case row, and the case has
+    its id: it was loaded, or flushed when opened).
 
     The event's ``seq`` comes from the case's own counter (``Case.last_event_seq``), bumped
     here, so the case UPDATE carries it: no query for the latest seq. Nothing is flushed: the
