@@ -11,7 +11,8 @@
    claim query (the exact SQL the service builds) to ``bench/out/queues_explain.txt`` and checks
    that they walk the partial indexes.
 4. Serves the API with ``frontdoor serve`` (uvicorn, a real process on a loopback port) and
-   drives it with an async httpx closed loop (bounded request counts): a same-run baseline
+   drives it over raw keep-alive connections (bench/loadgen.py's client, on uvloop; bounded
+   request counts): a same-run baseline
    (``GET /healthz``), the worklist first page, and claims with 20 concurrent workers, with the
    server's CPU per claim. ``--server-workers 1 2`` repeats the claims with 2 uvicorn workers;
    ``--before-app-root PATH`` first serves the same measurements from another checkout (the
@@ -48,6 +49,7 @@ from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from datetime import UTC, date, datetime, timedelta  # noqa: E402
 from typing import Any  # noqa: E402
+from urllib.parse import urlsplit  # noqa: E402
 
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
@@ -55,6 +57,7 @@ from sqlalchemy import make_url  # noqa: E402
 
 from app.config import Settings  # noqa: E402
 from app.security import Role, issue_staff_token  # noqa: E402
+from bench import loadgen  # noqa: E402
 
 OUT = REPO / "bench" / "out"
 DEFAULT_DB = "frontdoor_bench_queues"
@@ -710,6 +713,42 @@ def server_cpu_seconds(server: Server) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+class RawClient:
+    """One keep-alive connection per worker over bench/loadgen.py's raw HTTP/1.1 client.
+
+    httpx costs the client about 2.5 ms of CPU a request on this VM; at 20 concurrent workers
+    its own event loop then saturates (``GET /healthz`` p99 over 400 ms while the server spent
+    0.8 ms on each), so the figures measured the client. This one is a write and two reads.
+    """
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.netloc = parts.netloc
+        self.connections: dict[int, loadgen.Connection] = {}
+
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None) -> bytes:
+        return loadgen.http_request(method, self.netloc, path, headers or {})
+
+    async def send(self, worker: int, request: bytes) -> tuple[int, bytes]:
+        """(status, body) on the worker's own connection, reconnecting if the server closed it."""
+        conn = self.connections.get(worker)
+        if conn is not None and time.monotonic() - conn.last_used >= loadgen.MAX_IDLE_SECONDS:
+            conn.close()  # the server may close it as we write (uvicorn's keep-alive timeout)
+            conn = None
+        if conn is None:
+            conn = self.connections[worker] = await loadgen.Connection.open(self.host, self.port)
+        status, keep_alive, body = await conn.exchange(request)
+        if not keep_alive:
+            conn.close()
+            del self.connections[worker]
+        return status, body
+
+    def close(self) -> None:
+        for conn in self.connections.values():
+            conn.close()
+
+
 async def run_http(
     args: argparse.Namespace, *, app_root: Path, server_workers: int, claims_only: bool
 ) -> dict[str, Any]:
@@ -718,71 +757,74 @@ async def run_http(
     log_path = OUT / f"queues_server_{server_workers}w.log"
     server = start_server(args.dsn, args.db, args.port, server_workers, log_path, app_root)
     results: dict[str, Any] = {}
-    limits = httpx.Limits(
-        max_connections=args.concurrency, max_keepalive_connections=args.concurrency
-    )
+    raw = RawClient(server.url)
     try:
-        async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
             # Another checkout may predate the current migration head: wait for liveness only
             # (every measured request's status is still checked).
             await wait_ready(client, server, "/readyz" if app_root == REPO else "/healthz")
-            reader = {"Authorization": f"Bearer {staff_token('bench-reader', Role.PRACTITIONER)}"}
-            claimers = [
-                {"Authorization": f"Bearer {staff_token(f'bench-worker-{n}', Role.PRACTITIONER)}"}
-                for n in range(args.concurrency)
-            ]
-            queues = list(QUEUE_WEIGHTS)
-
-            async def healthz(_worker: int, _index: int) -> bool:
-                return (await client.get("/healthz")).status_code == 200
-
-            async def first_page(worker: int, index: int) -> bool:
-                queue_id = queues[(worker + index) % len(queues)]
-                response = await client.get(f"/v1/queues/{queue_id}/cases", headers=reader)
-                return response.status_code == 200 and len(response.json()["items"]) == 50
-
-            async def busiest_first_page(_worker: int, _index: int) -> bool:
-                response = await client.get(f"/v1/queues/{BUSIEST_QUEUE}/cases", headers=reader)
-                return response.status_code == 200
-
-            async def overview(_worker: int, _index: int) -> bool:
-                return (await client.get("/v1/queues", headers=reader)).status_code == 200
-
-            async def claim(worker: int, _index: int) -> bool:
-                response = await client.post(
-                    f"/v1/queues/{BUSIEST_QUEUE}/claim", headers=claimers[worker]
-                )
-                return response.status_code == 200
-
-            # Warm up connections, the pool, the plan cache and the OS caches (every worker
-            # process: 20 concurrent requests spread over them).
-            await closed_loop(args.concurrency, 20, first_page)
-            await closed_loop(args.concurrency, 20, healthz)
-            await closed_loop(args.concurrency, 2, claim)
-
-            n, c, think = args.requests, args.concurrency, args.think_ms
-            results["baseline_healthz_c1"] = await closed_loop(1, n // 4, healthz)
-            results[f"baseline_healthz_c{c}"] = await closed_loop(c, n // c, healthz)
-            if not claims_only:
-                results["worklist_first_page_c1"] = await closed_loop(1, n // 4, first_page)
-                results["worklist_first_page_busiest_c1"] = await closed_loop(
-                    1, n // 4, busiest_first_page
-                )
-                results[f"worklist_first_page_{c}_workers_paced"] = await paced_loop(
-                    c, n // c, think, first_page
-                )
-                results[f"worklist_first_page_c{c}"] = await closed_loop(c, n // c, first_page)
-                results["queue_overview_c1"] = await closed_loop(1, n // 10, overview)
-            cpu_before = server_cpu_seconds(server)
-            results["claim_c1"] = await closed_loop(1, args.claims // 10, claim)
-            results["claim_c1"]["server_cpu_ms_per_request"] = round(
-                (server_cpu_seconds(server) - cpu_before) * 1000 / (args.claims // 10), 2
+        reader = {"Authorization": f"Bearer {staff_token('bench-reader', Role.PRACTITIONER)}"}
+        claim_requests = [
+            raw.request(
+                "POST",
+                f"/v1/queues/{BUSIEST_QUEUE}/claim",
+                {"Authorization": f"Bearer {staff_token(f'bench-worker-{n}', Role.PRACTITIONER)}"},
             )
-            results[f"claim_{c}_workers_paced"] = await paced_loop(
-                c, args.claims // 2 // c, think, claim
+            for n in range(args.concurrency)
+        ]
+        healthz_request = raw.request("GET", "/healthz")
+        page_requests = [raw.request("GET", f"/v1/queues/{q}/cases", reader) for q in QUEUE_WEIGHTS]
+        busiest_request = raw.request("GET", f"/v1/queues/{BUSIEST_QUEUE}/cases", reader)
+        overview_request = raw.request("GET", "/v1/queues", reader)
+
+        async def healthz(worker: int, _index: int) -> bool:
+            return (await raw.send(worker, healthz_request))[0] == 200
+
+        async def first_page(worker: int, index: int) -> bool:
+            request = page_requests[(worker + index) % len(page_requests)]
+            status, body = await raw.send(worker, request)
+            return status == 200 and len(json.loads(body)["items"]) == 50
+
+        async def busiest_first_page(worker: int, _index: int) -> bool:
+            return (await raw.send(worker, busiest_request))[0] == 200
+
+        async def overview(worker: int, _index: int) -> bool:
+            return (await raw.send(worker, overview_request))[0] == 200
+
+        async def claim(worker: int, _index: int) -> bool:
+            return (await raw.send(worker, claim_requests[worker]))[0] == 200
+
+        # Warm up connections, the pool, the plan cache and the OS caches (every worker
+        # process: 20 concurrent requests spread over them).
+        await closed_loop(args.concurrency, 20, first_page)
+        await closed_loop(args.concurrency, 20, healthz)
+        await closed_loop(args.concurrency, 2, claim)
+
+        n, c, think = args.requests, args.concurrency, args.think_ms
+        results["baseline_healthz_c1"] = await closed_loop(1, n // 4, healthz)
+        results[f"baseline_healthz_{c}_workers_paced"] = await paced_loop(c, n // c, think, healthz)
+        results[f"baseline_healthz_c{c}"] = await closed_loop(c, n // c, healthz)
+        if not claims_only:
+            results["worklist_first_page_c1"] = await closed_loop(1, n // 4, first_page)
+            results["worklist_first_page_busiest_c1"] = await closed_loop(
+                1, n // 4, busiest_first_page
             )
-            results[f"claim_c{c}"] = await closed_loop(c, args.claims // c, claim)
+            results[f"worklist_first_page_{c}_workers_paced"] = await paced_loop(
+                c, n // c, think, first_page
+            )
+            results[f"worklist_first_page_c{c}"] = await closed_loop(c, n // c, first_page)
+            results["queue_overview_c1"] = await closed_loop(1, n // 10, overview)
+        cpu_before = server_cpu_seconds(server)
+        results["claim_c1"] = await closed_loop(1, args.claims // 10, claim)
+        results["claim_c1"]["server_cpu_ms_per_request"] = round(
+            (server_cpu_seconds(server) - cpu_before) * 1000 / (args.claims // 10), 2
+        )
+        results[f"claim_{c}_workers_paced"] = await paced_loop(
+            c, args.claims // 2 // c, think, claim
+        )
+        results[f"claim_c{c}"] = await closed_loop(c, args.claims // c, claim)
     finally:
+        raw.close()
         stop_server(server)
     return results
 
@@ -1028,4 +1070,4 @@ async def reset_claims(dsn: str, database: str) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(asyncio.run(main()))
+    raise SystemExit(loadgen.run(main()))

@@ -30,12 +30,13 @@ import math
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+T = TypeVar("T")
 MAX_CONNECTIONS = 512
 # uvicorn closes a keep-alive connection idle for 5 s; one idle longer than this is not reused
 # (a request written to a connection the server just closed would fail, never reaching it).
@@ -105,6 +106,11 @@ class Connection:
 
     async def send(self, request: bytes) -> tuple[int, bool]:
         """Send one request; (status, keep-alive?)."""
+        status, keep_alive, _body = await self.exchange(request)
+        return status, keep_alive
+
+    async def exchange(self, request: bytes) -> tuple[int, bool, bytes]:
+        """Send one request; (status, keep-alive?, body)."""
         self.writer.write(request)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
@@ -117,10 +123,9 @@ class Connection:
                 length = int(value)
             elif name == b"connection" and value.strip().lower() == b"close":
                 keep_alive = False
-        if length:
-            await self.reader.readexactly(length)
+        body = await self.reader.readexactly(length) if length else b""
         self.last_used = time.monotonic()
-        return status, keep_alive
+        return status, keep_alive, body
 
     def close(self) -> None:
         self.writer.close()
@@ -285,14 +290,13 @@ def get_requests(url: str, paths: Sequence[str], token: str) -> Callable[[int], 
     return lambda i: prepared[i % len(prepared)]
 
 
-def run(coro: Any) -> Outcome:
+def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run on uvloop when installed (as the servers do)."""
     try:
         import uvloop
     except ImportError:
-        result: Outcome = asyncio.run(coro)
-        return result
-    return uvloop.run(coro)  # type: ignore[no-any-return]
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 def main(argv: list[str] | None = None) -> int:
