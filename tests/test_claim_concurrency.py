@@ -116,7 +116,8 @@ async def test_concurrent_claimers_in_one_process(scratch_settings: Settings, is
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
     def _capture(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "FOR UPDATE" in statement:
+        verb = statement.lstrip().split(None, 1)[0].upper()
+        if verb in ("SELECT", "WITH") and "FOR UPDATE" in statement:
             statements.append(statement)
 
     try:

@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql
 from app.models import AuditEvent, Case, CaseEvent
 from app.services.queues import (
     CLAIM_STATEMENT,
+    CLAIM_STATEMENT_POSTGRESQL,
     WorklistFilter,
     queue_overview_statement,
     worklist_statement,
@@ -318,16 +319,20 @@ async def test_claim_takes_the_most_urgent_unallocated_case(client, staff_header
     assert audit is not None and audit.resource_id == str(c.id) and audit.person_id == c.person_id
 
 
-async def test_a_claim_is_one_select_and_one_flush(client, staff_headers, session, clock, engine):
-    """The claim's round trips, pinned: the locking SELECT (which also brings the person and
-    the referrals the response shows), then the case UPDATE, its timeline event and the audit
-    row. No max(seq) query: the case counts its own events."""
+async def test_a_claim_is_one_statement_on_postgresql_and_a_select_and_flush_on_sqlite(
+    client, staff_headers, session, clock, engine, is_postgres
+):
+    """The claim's round trips, pinned. PostgreSQL: one statement that locks the case, updates
+    it, appends its timeline event and audit row, and returns it with the person and referrals
+    the response shows. SQLite: the locking SELECT (with the person and referrals), then the
+    case UPDATE, its event and the audit row in one flush. No max(seq) query either way: the
+    case counts its own events."""
     await add_case(session, received_at=clock.now())
     statements: list[str] = []
 
     def capture(_conn, _cursor, statement: str, *_args) -> None:
         verb = statement.lstrip().split(None, 1)[0].upper()
-        if verb in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+        if verb in ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH"):
             statements.append(" ".join(statement.split()))
 
     event.listen(engine.sync_engine, "before_cursor_execute", capture)
@@ -338,16 +343,92 @@ async def test_a_claim_is_one_select_and_one_flush(client, staff_headers, sessio
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", capture)
     assert response.status_code == 200, response.text
-    assert sorted(_written(s) for s in statements) == [
-        "INSERT audit_events",
-        "INSERT case_events",
-        "SELECT",
-        "UPDATE cases",
-    ]
-    claim = next(s for s in statements if s.startswith("SELECT"))
-    assert all(table in claim for table in ("FROM cases", "persons", "referrals"))
-    assert "status = 'waiting'" in claim and "LIMIT 1" in claim
+    if is_postgres:
+        assert len(statements) == 1, statements
+        (claim,) = statements
+        assert claim.startswith("WITH next_case AS")
+        for part in (
+            "status = 'waiting'",
+            "LIMIT 1 FOR UPDATE SKIP LOCKED",
+            "UPDATE cases SET",
+            "INSERT INTO case_events",
+            "INSERT INTO audit_events",
+            "JOIN persons",
+            "JOIN referrals",
+        ):
+            assert part in claim, part
+        # Only the claim's own columns are set (a stray execution parameter would add one).
+        set_clause = claim.split("UPDATE cases SET", 1)[1].split(" FROM ", 1)[0]
+        assert sorted(part.split("=")[0].strip() for part in set_clause.split(", ")) == [
+            "allocated_at",
+            "key_worker_id",
+            "last_event_seq",
+            "status",
+            "updated_at",
+            "version",
+        ]
+    else:
+        assert sorted(_written(s) for s in statements) == [
+            "INSERT audit_events",
+            "INSERT case_events",
+            "SELECT",
+            "UPDATE cases",
+        ]
+        claim = next(s for s in statements if s.startswith("SELECT"))
+        assert all(table in claim for table in ("FROM cases", "persons", "referrals"))
+        assert "status = 'waiting'" in claim and "LIMIT 1" in claim
     assert not any("max(" in s.lower() for s in statements)
+
+
+async def test_a_claim_writes_the_same_event_and_audit_on_both_databases(
+    client, staff_headers, session, clock
+):
+    """Whichever path made it, a claim leaves the same timeline event and audit record."""
+    c = await add_case(session, received_at=clock.now())
+    response = await client.post(
+        f"/v1/queues/{NORWICH}/claim", headers=practitioner(staff_headers, subject="w9")
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["id"] == str(c.id) and body["status"] == "allocated"
+    assert body["key_worker_id"] == "w9" and body["version"] == c.version + 1
+    assert response.headers["ETag"] == f'W/"{c.version + 1}"'
+    claimed = await session.scalar(
+        select(CaseEvent).where(CaseEvent.case_id == c.id, CaseEvent.type == "claimed")
+    )
+    assert claimed is not None
+    assert claimed.seq == c.last_event_seq + 1
+    assert (claimed.from_status, claimed.to_status, claimed.reason) == (
+        "waiting",
+        "allocated",
+        None,
+    )
+    assert (claimed.actor_kind, claimed.actor_id, claimed.actor_role) == (
+        "staff",
+        "w9",
+        "practitioner",
+    )
+    assert claimed.data == {"previous_key_worker_id": None, "key_worker_id": "w9"}
+    audit = await session.scalar(
+        select(AuditEvent).where(AuditEvent.action == "claim", AuditEvent.actor_id == "w9")
+    )
+    assert audit is not None
+    assert (audit.resource_type, audit.resource_id, audit.person_id) == (
+        "case",
+        str(c.id),
+        c.person_id,
+    )
+    assert (audit.outcome, audit.actor_kind, audit.actor_role) == (
+        "success",
+        "staff",
+        "practitioner",
+    )
+    assert audit.request_id == response.headers["X-Request-ID"]
+    assert audit.details == {
+        "from_status": "waiting",
+        "to_status": "allocated",
+        "version": c.version + 1,
+    }
 
 
 def test_statuses_are_constants_in_the_sql():
@@ -356,6 +437,7 @@ def test_statuses_are_constants_in_the_sql():
     now = datetime.now(UTC)
     statements = [
         CLAIM_STATEMENT,
+        CLAIM_STATEMENT_POSTGRESQL,
         worklist_statement(NORWICH, now=now, filters=WorklistFilter(allocated=False)),
         worklist_statement(NORWICH, now=now, filters=WorklistFilter(allocated=True)),
         queue_overview_statement(now),
