@@ -47,6 +47,10 @@ API_KEY_PREFIX = "fdk"
 # A verified key is remembered (by its SHA-256) so argon2 runs once per key per process,
 # not once per request; the client row, and so revocation, is still read on every request.
 VERIFIED_KEY_CACHE_SECONDS = 300.0
+# A verified bearer token is remembered this long at most (never past its own expiry), so a
+# request does not pay the signature check again. The JWKS is re-read within this time too.
+VERIFIED_TOKEN_CACHE_SECONDS = 60.0
+VERIFIED_TOKEN_CACHE_MAX_ENTRIES = 10_000
 # Generated keys are ~60 characters; anything much longer is refused before hashing.
 API_KEY_MAX_CHARS = 128
 # Bounded so a slow identity provider cannot hold requests for long.
@@ -141,16 +145,46 @@ class StaffTokenVerifier:
             if settings.jwt_algorithm == "RS256" and settings.jwt_jwks_url
             else None
         )
+        # sha256(token) -> (actor, remembered until, seconds since the epoch)
+        self._verified: dict[bytes, tuple[Actor, float]] = {}
 
     async def authenticate(self, token: str) -> Actor:
-        """``verify`` without blocking the event loop while the JWKS is fetched."""
+        """``verify``, remembered for a short while, and without blocking the event loop while
+        the JWKS is fetched.
+
+        Only a token that verified is remembered, keyed by its SHA-256 (not the token itself),
+        until the earlier of ``VERIFIED_TOKEN_CACHE_SECONDS`` and the moment ``verify`` would
+        refuse it as expired. A bad token is checked, and refused, every time.
+        """
+        digest = hashlib.sha256(token.encode()).digest()
+        remembered = self._verified.get(digest)
+        if remembered is not None and time.time() < remembered[1]:
+            return remembered[0]
         if self._jwks is None:
-            return self.verify(token)
-        return await anyio.to_thread.run_sync(self.verify, token)
+            actor, expires_at = self._verify(token)
+        else:
+            actor, expires_at = await anyio.to_thread.run_sync(self._verify, token)
+        self._remember(digest, actor, expires_at)
+        return actor
+
+    def _remember(self, digest: bytes, actor: Actor, expires_at: float) -> None:
+        now = time.time()
+        if len(self._verified) >= VERIFIED_TOKEN_CACHE_MAX_ENTRIES:
+            self._verified = {k: v for k, v in self._verified.items() if now < v[1]}
+            if len(self._verified) >= VERIFIED_TOKEN_CACHE_MAX_ENTRIES:
+                self._verified.clear()
+        until = min(
+            expires_at + self._settings.jwt_leeway_seconds, now + VERIFIED_TOKEN_CACHE_SECONDS
+        )
+        self._verified[digest] = (actor, until)
 
     def verify(self, token: str) -> Actor:
         """The staff member a token names; 401 for any bad token, 403 for a token without a
         Front Door role. May fetch the JWKS (blocking): async callers use ``authenticate``."""
+        return self._verify(token)[0]
+
+    def _verify(self, token: str) -> tuple[Actor, float]:
+        """``verify``, with the token's expiry (seconds since the epoch)."""
         settings = self._settings
         try:
             if self._jwks is not None:
@@ -187,7 +221,7 @@ class StaffTokenVerifier:
             )
         org = claims.get("org")
         name = claims.get("name")
-        return Actor(
+        actor = Actor(
             kind="staff",
             id=subject,
             role=role,
@@ -197,6 +231,7 @@ class StaffTokenVerifier:
             if isinstance(org, str) and _ODS_CODE_RE.match(org)
             else settings.service_ods_code,
         )
+        return actor, float(claims["exp"])
 
 
 def _bearer_challenge() -> dict[str, str]:

@@ -149,6 +149,79 @@ async def test_staff_organisation_comes_from_the_token_or_settings(settings, clo
     assert StaffTokenVerifier(settings).verify(plain).ods_code is None
 
 
+# Remembered verifications ----------------------------------------------------------------------
+
+
+def _verifier_and_token(settings: Any, now: Any, **overrides: Any) -> tuple[Any, str]:
+    from app.security import StaffTokenVerifier
+
+    claims = _claims(settings, now, **overrides)
+    token = jwt.encode(claims, TEST_JWT_SECRET, algorithm="HS256")
+    return StaffTokenVerifier(settings), token
+
+
+async def test_a_verified_token_is_not_checked_again_within_the_window(
+    settings, clock, monkeypatch
+):
+    verifier, token = _verifier_and_token(settings, clock.now())
+    decodes = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decodes.append(1) or real_decode(*a, **k))
+    first = await verifier.authenticate(token)
+    again = await verifier.authenticate(token)
+    assert first == again and first.id == "user-1"
+    assert len(decodes) == 1
+
+
+async def test_a_remembered_token_is_checked_again_once_it_expires(settings, clock, monkeypatch):
+    """Remembered no longer than its expiry plus the configured leeway: after that the full
+    check runs again (and jwt refuses an expired token: test_expired_token_says_so)."""
+    import time
+    from types import SimpleNamespace
+
+    from app import security
+
+    now = clock.now()
+    verifier, token = _verifier_and_token(
+        settings, now, exp=int((now + timedelta(seconds=10)).timestamp())
+    )
+    decodes = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decodes.append(1) or real_decode(*a, **k))
+    await verifier.authenticate(token)
+    await verifier.authenticate(token)
+    assert len(decodes) == 1
+    later = now.timestamp() + 10 + settings.jwt_leeway_seconds + 1
+    monkeypatch.setattr(
+        security, "time", SimpleNamespace(time=lambda: later, monotonic=time.monotonic)
+    )
+    await verifier.authenticate(token)
+    assert len(decodes) == 2
+
+
+async def test_a_bad_token_is_never_remembered(settings, clock):
+    from app.errors import Unauthenticated
+
+    verifier, token = _verifier_and_token(settings, clock.now())
+    await verifier.authenticate(token)
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    for _ in range(2):
+        with pytest.raises(Unauthenticated):
+            await verifier.authenticate(tampered)
+
+
+async def test_the_remembered_tokens_are_bounded(settings, clock, monkeypatch):
+    from app import security
+
+    monkeypatch.setattr(security, "VERIFIED_TOKEN_CACHE_MAX_ENTRIES", 3)
+    verifier, _ = _verifier_and_token(settings, clock.now())
+    for n in range(7):
+        _, token = _verifier_and_token(settings, clock.now(), sub=f"user-{n}")
+        actor = await verifier.authenticate(token)
+        assert actor.id == f"user-{n}"
+        assert len(verifier._verified) <= 3
+
+
 # RS256 with keys from a JWKS URL (a production identity provider) ------------------------------
 
 KID = "idp-key-1"
