@@ -94,6 +94,21 @@ def configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def insert_on_conflict(session: AsyncSession, table: Any) -> Any:
+    """``INSERT`` for ``table`` with the database's ``ON CONFLICT`` clauses (PostgreSQL and
+    SQLite, the two the service runs on): insert-if-absent in one round trip, no savepoint."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table)
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+    raise NotImplementedError(f"no insert-if-absent for the {dialect} dialect")
+
+
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 

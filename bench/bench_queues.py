@@ -479,7 +479,7 @@ async def explain_plans(dsn: str, database: str) -> tuple[str, dict[str, bool]]:
     """EXPLAIN (ANALYZE, BUFFERS) of the service's own statements, rolled back afterwards."""
     from app.db import create_engine
     from app.services.queues import (
-        CLAIM_STATEMENT,
+        CLAIM_STATEMENT_POSTGRESQL,
         Cursor,
         queue_overview_statement,
         worklist_statement,
@@ -516,9 +516,21 @@ async def explain_plans(dsn: str, database: str) -> tuple[str, dict[str, bool]]:
                     ),
                     {},
                 ),
-                "claim (FOR UPDATE SKIP LOCKED, with person and referrals)": (
-                    CLAIM_STATEMENT,
-                    {"queue_id": BUSIEST_QUEUE},
+                "claim (one statement: FOR UPDATE SKIP LOCKED, update, event, audit, with "
+                "person and referrals)": (
+                    CLAIM_STATEMENT_POSTGRESQL,
+                    {
+                        "claim_queue_id": BUSIEST_QUEUE,
+                        "claim_key_worker_id": "bench-explain",
+                        "claim_now": now,
+                        "claim_event_id": uuid.uuid4(),
+                        "claim_audit_id": uuid.uuid4(),
+                        "claim_request_id": None,
+                        "claim_actor_kind": "staff",
+                        "claim_actor_id": "bench-explain",
+                        "claim_actor_role": "practitioner",
+                        "claim_actor_organisation": None,
+                    },
                 ),
                 "queue overview (counts)": (queue_overview_statement(now), {}),
             }
@@ -532,7 +544,7 @@ async def explain_plans(dsn: str, database: str) -> tuple[str, dict[str, bool]]:
                     )
                     plan = "\n".join(row[0] for row in rows)
                 finally:
-                    # The claim's EXPLAIN ANALYZE really locks a row: release it.
+                    # The claim's EXPLAIN ANALYZE really claims a case: undo it.
                     await conn.rollback()
                 if title.startswith("claim"):
                     expected = "Index Scan using ix_cases_unallocated"

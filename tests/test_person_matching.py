@@ -8,7 +8,6 @@ from app.models import Person
 from app.schemas.referral import PersonIn
 from app.services.persons import (
     _prefix_upper_bound,
-    find_or_create_person,
     resolve_person,
     search_persons,
 )
@@ -65,8 +64,8 @@ async def test_resolve_person_joins_a_number_recorded_by_someone_else(session, m
 
 
 async def test_demographic_match_needs_exactly_one_candidate(session):
-    one = await find_or_create_person(session, _person(given_name="Ruby"), NOW)
-    same = await find_or_create_person(session, _person(given_name="ruby "), NOW)
+    one = (await resolve_person(session, _person(given_name="Ruby"), NOW)).person
+    same = (await resolve_person(session, _person(given_name="ruby "), NOW)).person
     assert same is one
     # A second record with the same details (recorded under an NHS number) makes it ambiguous.
     session.add(
@@ -82,24 +81,29 @@ async def test_demographic_match_needs_exactly_one_candidate(session):
         )
     )
     await session.flush()
-    third = await find_or_create_person(session, _person(given_name="Ruby"), NOW)
+    third = (await resolve_person(session, _person(given_name="Ruby"), NOW)).person
     assert third is not one
 
 
 async def test_nhs_number_holder_wins_over_demographic_candidates(session):
-    holder = await find_or_create_person(
-        session, _person(given_name="Mia", family_name="Zhang", nhs_number=NHS[2]), NOW
-    )
-    await find_or_create_person(session, _person(given_name="Kai", family_name="Zhang"), NOW)
-    found = await find_or_create_person(
-        session, _person(given_name="Kai", family_name="Zhang", nhs_number=NHS[2]), NOW
-    )
+    holder = (
+        await resolve_person(
+            session, _person(given_name="Mia", family_name="Zhang", nhs_number=NHS[2]), NOW
+        )
+    ).person
+    await resolve_person(session, _person(given_name="Kai", family_name="Zhang"), NOW)
+    found = (
+        await resolve_person(
+            session, _person(given_name="Kai", family_name="Zhang", nhs_number=NHS[2]), NOW
+        )
+    ).person
     assert found is holder
 
 
 async def test_a_different_nhs_number_is_never_joined_on_demographics(session):
-    first = await find_or_create_person(session, _person(given_name="Noa", nhs_number=NHS[3]), NOW)
-    second = await find_or_create_person(session, _person(given_name="Noa", nhs_number=NHS[4]), NOW)
+    first = await resolve_person(session, _person(given_name="Noa", nhs_number=NHS[3]), NOW)
+    second = await resolve_person(session, _person(given_name="Noa", nhs_number=NHS[4]), NOW)
+    assert second.created and second.person is not first.person
     assert second is not first
 
 
@@ -111,7 +115,7 @@ async def test_close_matches_by_prefix_including_z_and_accented_names(session):
         ("Zoë-Ann", "Ola"),
         ("Zoeller", "Una"),
     ):
-        await find_or_create_person(session, _person(family_name=family, given_name=given), NOW)
+        await resolve_person(session, _person(family_name=family, given_name=given), NOW)
     found = await search_persons(session, family_name="Lazaruss", date_of_birth=DOB)
     names = sorted(m.person.family_name for m in found)
     assert names == ["Lazarus", "Lazenby"]  # "laz" prefix; "lba" is past the range

@@ -17,16 +17,17 @@ from typing import Any
 import orjson
 import structlog
 from sqlalchemy import delete, inspect, select
-from sqlalchemy import event as orm_event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
+from app.db import insert_on_conflict
 from app.errors import IdempotencyKeyReused, Unprocessable
 from app.models import Case, IdempotencyKey, Person, Referral, TriageDecision
+from app.models.base import new_id
 from app.schemas.referral import AnyReferralCreate, DropInReferralCreate, SelfReferralCreate
 from app.security import Actor
 from app.services import audit, case_events
+from app.services.persons import resolve_person
 from app.triage import Decision, ReferralFacts, RiskAnswers, Ruleset, evaluate
 from app.triage.decision import URGENCY_RANK, RouteKind
 from app.triage.facts import Channel, ReferrerType, SettingPreference
@@ -155,14 +156,17 @@ async def submit_referral(
 
     facts = facts_from(body, now)
     decision = evaluate(facts, ruleset)
-    person, person_created = await _person_for(session, body, now)
+    resolved = await resolve_person(session, body.person, now)
+    person, person_created = resolved.person, resolved.created
     # Names of the fields this referral added to a known person (values are never audited).
     person_fields_added = (
         []
         if person_created
         else sorted(a.key for a in inspect(person).attrs if a.history.has_changes())
     )
-    case, disposition = await _open_or_join_case(session, person, decision, referral_id, now)
+    case, disposition = await _open_or_join_case(
+        session, person, decision, now, person_is_new=person_created
+    )
     case_changed = case is not None and disposition == "joined_case" and session.is_modified(case)
 
     referral = Referral(
@@ -197,8 +201,9 @@ async def submit_referral(
         respond_by_at=decision.urgency.respond_by_at,
         decided_at=now,
     )
+    # Nothing is flushed here: the referral, its decision, a new case, the timeline event and
+    # the audit rows go to the database together at the commit (one flush).
     session.add_all([referral, decision_row])
-    await session.flush()
     if case is not None:
         await case_events.record_referral(
             session, case, referral, decision, joined=disposition == "joined_case", now=now
@@ -224,27 +229,6 @@ async def submit_referral(
         disposition=disposition,
     )
     return IntakeResult(referral=referral, decision=decision_row, case=case)
-
-
-async def _person_for(
-    session: AsyncSession, body: AnyReferralCreate, now: datetime
-) -> tuple[Person, bool]:
-    """The person the referral is about, and whether this referral recorded them first."""
-    from app.services.persons import find_or_create_person
-
-    inserted: list[object] = []
-
-    def _on_insert(_session: Session, instance: object) -> None:
-        inserted.append(instance)
-
-    # Only a successful INSERT moves an object from pending to persistent, so this tells a new
-    # person from a matched one exactly (including when a concurrent insert won the race).
-    orm_event.listen(session.sync_session, "pending_to_persistent", _on_insert)
-    try:
-        person = await find_or_create_person(session, body.person, now)
-    finally:
-        orm_event.remove(session.sync_session, "pending_to_persistent", _on_insert)
-    return person, any(obj is person for obj in inserted)
 
 
 def _audit_intake(
@@ -326,34 +310,31 @@ async def _claim_idempotency_key(
 ) -> IntakeResult | None:
     """Reserve the key for this request, or return the referral an earlier request made.
 
-    The key row is inserted first, inside the request's transaction: a concurrent request with
-    the same key blocks on the primary key until this one commits, then finds its referral.
+    The key row is inserted first (``ON CONFLICT DO NOTHING``: one round trip, no savepoint),
+    inside the request's transaction: a concurrent request with the same key waits on the
+    primary key until this one commits, then finds its referral.
     """
-    existing = await session.get(IdempotencyKey, (scope, key))
+    values = {
+        "scope": scope,
+        "key": key,
+        "request_hash": fingerprint,
+        "referral_id": referral_id,
+        "created_at": now,
+        "expires_at": now + ttl,
+    }
+    if await _reserve_key(session, values):
+        return None
+    existing = await session.get(IdempotencyKey, (scope, key), populate_existing=True)
     if existing is not None and existing.expires_at <= now:
+        # Kept past its time (keys are purged in batches): this request may take it afresh.
         await session.execute(
             delete(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
         )
-        existing = None
-    if existing is None:
-        try:
-            async with session.begin_nested():
-                session.add(
-                    IdempotencyKey(
-                        scope=scope,
-                        key=key,
-                        request_hash=fingerprint,
-                        referral_id=referral_id,
-                        created_at=now,
-                        expires_at=now + ttl,
-                    )
-                )
-                await session.flush()
+        if await _reserve_key(session, values):
             return None
-        except IntegrityError:
-            existing = await session.get(IdempotencyKey, (scope, key), populate_existing=True)
-            if existing is None:
-                raise
+        existing = await session.get(IdempotencyKey, (scope, key), populate_existing=True)
+    if existing is None:  # the conflicting row is gone again: give up rather than loop
+        raise RuntimeError("idempotency key insert conflicted but no row holds the key")
     if existing.request_hash != fingerprint:
         raise IdempotencyKeyReused(
             "This Idempotency-Key was used with a different request body. "
@@ -376,21 +357,40 @@ async def _claim_idempotency_key(
     return IntakeResult(referral=referral, decision=decision, case=case, replayed=True)
 
 
+async def _reserve_key(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Insert the key row unless the key is taken; whether this request now holds it."""
+    reserved = await session.execute(
+        insert_on_conflict(session, IdempotencyKey)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[IdempotencyKey.scope, IdempotencyKey.key])
+        .returning(IdempotencyKey.key)
+    )
+    return reserved.first() is not None
+
+
 async def _open_or_join_case(
     session: AsyncSession,
     person: Person,
     decision: Decision,
-    referral_id: uuid.UUID,
     now: datetime,
+    *,
+    person_is_new: bool,
 ) -> tuple[Case | None, str]:
-    """Join the person's open case if they have one; else open a case unless signposted."""
-    open_case = await _open_case_for_update(session, person)
-    if open_case is not None:
-        _raise_urgency(open_case, decision, now)
-        return open_case, "joined_case"
+    """Join the person's open case if they have one; else open a case unless signposted.
+
+    A person this transaction has just recorded can have no case yet, and no other transaction
+    can open one for them before this one commits (it cannot see them): their case needs
+    neither the lookup nor a savepoint, and is inserted with the rest at the commit.
+    """
+    if not person_is_new:
+        open_case = await _open_case_for_update(session, person)
+        if open_case is not None:
+            _raise_urgency(open_case, decision, now)
+            return open_case, "joined_case"
     if decision.route.kind is RouteKind.SIGNPOST or decision.route.queue_id is None:
         return None, "signposted"
     case = Case(
+        id=new_id(),
         person_id=person.id,
         queue_id=decision.route.queue_id,
         status="waiting",
@@ -400,9 +400,13 @@ async def _open_or_join_case(
         respond_by_at=decision.urgency.respond_by_at,
         thrive_grouping_proposed=decision.thrive_grouping.value,
         version=1,
+        last_event_seq=0,
         created_at=now,
         updated_at=now,
     )
+    if person_is_new:
+        session.add(case)
+        return case, "case_opened"
     try:
         async with session.begin_nested():
             session.add(case)

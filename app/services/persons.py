@@ -8,9 +8,9 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import case, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import insert_on_conflict
 from app.models import Person
 from app.models.base import new_id
 from app.schemas.referral import PersonIn
@@ -33,41 +33,13 @@ class ResolvedPerson:
     created: bool
 
 
-async def find_or_create_person(session: AsyncSession, data: PersonIn, now: datetime) -> Person:
+async def resolve_person(session: AsyncSession, data: PersonIn, now: datetime) -> ResolvedPerson:
     """The person this referral is about: by NHS number, else by exact demographics, else new.
 
-    Partial matches are never merged here; staff see them through person search. A new person
-    is added through the unit of work (so session events see the insert); ``resolve_person``
-    does the same job in fewer round trips and says whether it created the person.
-    """
-    person = await _find_exact(session, data)
-    if person is not None:
-        _fill_blanks(person, data, now)
-        return person
-    person = Person(**_new_person_values(data, now))
-    if data.nhs_number is None:
-        session.add(person)
-        await session.flush()
-        return person
-    # Two referrals for a new NHS number may race: the unique index picks one winner and the
-    # other joins it.
-    try:
-        async with session.begin_nested():
-            session.add(person)
-            await session.flush()
-    except IntegrityError:
-        existing = await _by_nhs_number(session, data.nhs_number)
-        if existing is None:
-            raise
-        _fill_blanks(existing, data, now)
-        return existing
-    return person
-
-
-async def resolve_person(session: AsyncSession, data: PersonIn, now: datetime) -> ResolvedPerson:
-    """As ``find_or_create_person``, in two round trips for a new person (one lookup, one
-    insert) and none of the savepoint's: a new NHS number is inserted with ``ON CONFLICT DO
-    NOTHING``, so a concurrent request that recorded the same number first is joined instead.
+    Partial matches are never merged here; staff see them through person search. Two round
+    trips for a new person (one lookup, one insert), no savepoint: a new NHS number is inserted
+    with ``ON CONFLICT DO NOTHING``, so a concurrent request that recorded the same number first
+    is joined instead.
     """
     person = await _find_exact(session, data)
     if person is not None:
@@ -79,19 +51,9 @@ async def resolve_person(session: AsyncSession, data: PersonIn, now: datetime) -
         session.add(person)
         await session.flush()
         return ResolvedPerson(person, created=True)
-    dialect = session.get_bind().dialect.name
-    insert: Any
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # no portable insert-if-absent: the unit of work with a savepoint
-        before = await _by_nhs_number(session, data.nhs_number)
-        person = await find_or_create_person(session, data, now)
-        return ResolvedPerson(person, created=before is None and person.nhs_number is not None)
     inserted = (
         await session.scalars(
-            insert(Person)
+            insert_on_conflict(session, Person)
             .values(**values)
             .on_conflict_do_nothing(index_elements=[Person.nhs_number])
             .returning(Person)
