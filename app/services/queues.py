@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +29,6 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
-    literal,
     literal_column,
     not_,
     null,
@@ -38,6 +38,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import case as sql_case
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -88,7 +90,7 @@ CLOSED_SQL = sql_constant(Status.CLOSED.value)
 ALLOCATED_SQL = sql_constant(Status.ALLOCATED.value)
 
 
-def breached_condition(now: datetime) -> ColumnElement[bool]:
+def breached_condition(now: datetime | ColumnElement[Any]) -> ColumnElement[bool]:
     """SQL for "past respond-by, not yet contacted" (callers restrict to open cases)."""
     return and_(
         Case.first_contact_at.is_(None),
@@ -264,33 +266,83 @@ def worklist_statement(
     cursor: Cursor | None = None,
     filters: WorklistFilter | None = None,
 ) -> Select[*tuple[Any, ...]]:
-    """The worklist query: one more row than ``limit``, to know whether another page follows."""
+    """The worklist query with its values bound (what ``worklist`` runs; for EXPLAIN, tests)."""
     filters = filters or WorklistFilter()
+    template = _worklist_template(*_template_key(filters, cursor, limit))
+    return template.params(_worklist_parameters(queue_id, now, cursor, filters))
+
+
+def _template_key(
+    filters: WorklistFilter, cursor: Cursor | None, limit: int
+) -> tuple[tuple[str, ...], bool | None, bool | None, bool, bool, int]:
+    return (
+        tuple(filters.statuses),
+        filters.allocated,
+        filters.breached,
+        filters.key_worker_id is not None,
+        cursor is not None,
+        limit,
+    )
+
+
+def _worklist_parameters(
+    queue_id: str, now: datetime, cursor: Cursor | None, filters: WorklistFilter
+) -> dict[str, Any]:
+    parameters: dict[str, Any] = {"wl_queue_id": queue_id}
+    if filters.breached is not None:
+        parameters["wl_now"] = now
+    if filters.key_worker_id is not None:
+        parameters["wl_key_worker_id"] = filters.key_worker_id
+    if cursor is not None:
+        parameters |= {
+            "wl_after_rank": cursor.urgency_rank,
+            "wl_after_sort_at": cursor.respond_by_sort_at,
+            "wl_after_id": cursor.case_id,
+        }
+    return parameters
+
+
+@functools.lru_cache(maxsize=256)
+def _worklist_template(
+    statuses: tuple[str, ...],
+    allocated: bool | None,
+    breached: bool | None,
+    by_key_worker: bool,
+    with_cursor: bool,
+    limit: int,
+) -> Select[*tuple[Any, ...]]:
+    """The worklist query for one shape of request, built once: one more row than ``limit``,
+    to know whether another page follows. The queue, time, key worker and cursor are bound
+    parameters; statuses (validated codes) and the limit are constants, so PostgreSQL's cached
+    plan can prove the partial indexes' predicates and is costed for the page size."""
     conditions: list[ColumnElement[bool]] = [
-        Case.queue_id == queue_id,
+        Case.queue_id == bindparam("wl_queue_id", type_=Case.queue_id.type),
         Case.status != CLOSED_SQL,
     ]
-    if filters.statuses:
-        conditions.append(Case.status.in_(list(filters.statuses)))
-    if filters.allocated is True:
+    if statuses:
+        conditions.append(Case.status.in_([sql_constant(status) for status in statuses]))
+    if allocated is True:
         conditions.append(Case.status != WAITING_SQL)
-    elif filters.allocated is False:
+    elif allocated is False:
         # Spelled as the claim index's predicate so PostgreSQL can use ix_cases_unallocated.
         conditions.append(Case.status == WAITING_SQL)
-    if filters.breached is True:
+    now = bindparam("wl_now", type_=Case.respond_by_at.type)
+    if breached is True:
         conditions.append(breached_condition(now))
-    elif filters.breached is False:
+    elif breached is False:
         conditions.append(not_(breached_condition(now)))
-    if filters.key_worker_id is not None:
-        conditions.append(Case.key_worker_id == filters.key_worker_id)
-    if cursor is not None:
+    if by_key_worker:
+        conditions.append(
+            Case.key_worker_id == bindparam("wl_key_worker_id", type_=Case.key_worker_id.type)
+        )
+    if with_cursor:
         # A row comparison on the index's own columns: an index range, not a skip-and-count.
         conditions.append(
             tuple_(*WORKLIST_ORDER)
             > tuple_(
-                _typed(cursor.urgency_rank, Case.urgency_rank),
-                _typed(cursor.respond_by_sort_at, Case.respond_by_sort_at),
-                _typed(cursor.case_id, Case.id),
+                bindparam("wl_after_rank", type_=Case.urgency_rank.type),
+                bindparam("wl_after_sort_at", type_=Case.respond_by_sort_at.type),
+                bindparam("wl_after_id", type_=Case.id.type),
             )
         )
     return (
@@ -298,7 +350,7 @@ def worklist_statement(
         .join(Person, Person.id == Case.person_id)
         .where(*conditions)
         .order_by(*WORKLIST_ORDER)
-        .limit(limit + 1)
+        .limit(literal_column(str(int(limit) + 1)))
     )
 
 
@@ -312,16 +364,13 @@ async def worklist(
     filters: WorklistFilter | None = None,
 ) -> WorklistPageResult:
     """One page of a queue's open cases, most urgent first, then earliest respond-by."""
-    statement = worklist_statement(queue_id, now=now, limit=limit, cursor=cursor, filters=filters)
-    rows = (await session.execute(statement)).all()
+    filters = filters or WorklistFilter()
+    template = _worklist_template(*_template_key(filters, cursor, limit))
+    parameters = _worklist_parameters(queue_id, now, cursor, filters)
+    rows = (await session.execute(template, parameters)).all()
     page = [WorklistRow(*row) for row in rows[:limit]]
     next_cursor = Cursor.after(page[-1]) if len(rows) > limit and page else None
     return WorklistPageResult(rows=page, next_cursor=next_cursor)
-
-
-def _typed(value: Any, column: Any) -> Any:
-    """A bound parameter typed like ``column`` (UUIDs and UTC times bind per dialect)."""
-    return literal(value, column.type)
 
 
 # Claiming ----------------------------------------------------------------------------------------
@@ -464,7 +513,7 @@ def claim_statement_postgresql() -> Select[*tuple[Any, ...]]:
             bindparam("claim_actor_organisation", type_=String),
             sql_constant(CaseAction.CLAIM.value),
             sql_constant("case"),
-            func.cast(claimed.c.id, String),
+            sql_cast(claimed.c.id, String),
             claimed.c.person_id,
             sql_constant(audit.SUCCESS),
             func.jsonb_build_object(
@@ -554,18 +603,31 @@ async def audit_listing(
     now: datetime,
 ) -> None:
     """One audit event per case shown, naming its person, so "who has seen this young person?"
-    (``GET /v1/audit?person_id=…``) includes worklists. A page is one multi-row INSERT in the
-    request's transaction.
-
-    The rows are built here rather than through ``audit.record`` (one ORM object per row, about
-    three times the CPU) and inserted with a Core statement on the table (the ORM's bulk path
-    costs a third more), so a page of 200 stays cheap; the fields are those ``audit.record``
-    writes.
+    (``GET /v1/audit?person_id=…``) includes worklists. A page is one INSERT in the request's
+    transaction, of the fields ``audit.record`` writes: on PostgreSQL over ``unnest`` of the
+    page's ids (``AUDIT_LISTING_POSTGRESQL``), elsewhere a Core executemany on the table (one ORM
+    object per row cost about three times the CPU).
     """
     if not rows:
         return  # an empty page showed nobody
     details = audit.clean_details({"queue_id": queue_id})
     request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            AUDIT_LISTING_POSTGRESQL,
+            {
+                "list_case_ids": [row.id for row in rows],
+                "list_person_ids": [row.person_id for row in rows],
+                "list_now": now,
+                "list_request_id": request_id,
+                "list_actor_kind": actor.kind,
+                "list_actor_id": actor.id,
+                "list_actor_role": actor.role,
+                "list_actor_organisation": actor.ods_code,
+                "list_details": details,
+            },
+        )
+        return
     await session.execute(
         insert(AUDIT_EVENTS),
         [
@@ -586,3 +648,52 @@ async def audit_listing(
             for row in rows
         ],
     )
+
+
+def audit_listing_statement_postgresql() -> Any:
+    """``audit_listing``'s rows as one INSERT … SELECT over ``unnest`` of the page's case and
+    person ids: two array parameters instead of a row of parameters per case (an executemany
+    binds, and serialises the details of, every row separately)."""
+    uuids = postgresql.ARRAY(postgresql.UUID(as_uuid=True))
+    shown = (
+        func.unnest(
+            bindparam("list_case_ids", type_=uuids), bindparam("list_person_ids", type_=uuids)
+        )
+        .table_valued("case_id", "person_id")
+        .render_derived(name="shown")
+    )
+    return insert(AUDIT_EVENTS).from_select(
+        [
+            "id",
+            "occurred_at",
+            "request_id",
+            "actor_kind",
+            "actor_id",
+            "actor_role",
+            "actor_organisation",
+            "action",
+            "resource_type",
+            "resource_id",
+            "person_id",
+            "outcome",
+            "details",
+        ],
+        select(
+            func.gen_random_uuid(),
+            bindparam("list_now", type_=AUDIT_EVENTS.c.occurred_at.type),
+            bindparam("list_request_id", type_=String),
+            bindparam("list_actor_kind", type_=String),
+            bindparam("list_actor_id", type_=String),
+            bindparam("list_actor_role", type_=String),
+            bindparam("list_actor_organisation", type_=String),
+            sql_constant("list"),
+            sql_constant("case"),
+            sql_cast(shown.c.case_id, String),
+            shown.c.person_id,
+            sql_constant(audit.SUCCESS),
+            bindparam("list_details", type_=AUDIT_EVENTS.c.details.type),
+        ).select_from(shown),
+    )
+
+
+AUDIT_LISTING_POSTGRESQL = audit_listing_statement_postgresql()
