@@ -57,7 +57,11 @@ from app.services.cases import (
     assign_key_worker,
 )
 
-WORKLIST_ORDER = (Case.urgency_rank, Case.respond_by_sort_at, Case.id)
+# Table columns, not ORM attributes: a statement made of these alone runs on SQLAlchemy's Core
+# path (the worklist is read-only rows), and the ORM statements below take them as they are.
+CASES = cast(Table, Case.__table__)
+PERSONS = cast(Table, Person.__table__)
+WORKLIST_ORDER = (CASES.c.urgency_rank, CASES.c.respond_by_sort_at, CASES.c.id)
 # The audit table itself (a Core target: see audit_listing).
 AUDIT_EVENTS = cast(Table, AuditEvent.__table__)
 WORKLIST_DEFAULT_LIMIT = 50
@@ -93,9 +97,9 @@ ALLOCATED_SQL = sql_constant(Status.ALLOCATED.value)
 def breached_condition(now: datetime | ColumnElement[Any]) -> ColumnElement[bool]:
     """SQL for "past respond-by, not yet contacted" (callers restrict to open cases)."""
     return and_(
-        Case.first_contact_at.is_(None),
-        Case.respond_by_at.is_not(None),
-        Case.respond_by_at < now,
+        CASES.c.first_contact_at.is_(None),
+        CASES.c.respond_by_at.is_not(None),
+        CASES.c.respond_by_at < now,
     )
 
 
@@ -231,24 +235,24 @@ class WorklistRow:
 
 # Columns in WorklistRow's field order (plain columns, not ORM objects: a page is read-only).
 WORKLIST_COLUMNS = (
-    Case.id,
-    Case.person_id,
-    Case.queue_id,
-    Case.status,
-    Case.urgency_code,
-    Case.urgency_rank,
-    Case.received_at,
-    Case.respond_by_at,
-    Case.respond_by_sort_at,
-    Case.first_contact_at,
-    Case.key_worker_id,
-    Case.allocated_at,
-    Case.thrive_grouping_proposed,
-    Case.thrive_grouping,
-    Case.version,
-    Person.given_name,
-    Person.family_name,
-    Person.date_of_birth,
+    CASES.c.id,
+    CASES.c.person_id,
+    CASES.c.queue_id,
+    CASES.c.status,
+    CASES.c.urgency_code,
+    CASES.c.urgency_rank,
+    CASES.c.received_at,
+    CASES.c.respond_by_at,
+    CASES.c.respond_by_sort_at,
+    CASES.c.first_contact_at,
+    CASES.c.key_worker_id,
+    CASES.c.allocated_at,
+    CASES.c.thrive_grouping_proposed,
+    CASES.c.thrive_grouping,
+    CASES.c.version,
+    PERSONS.c.given_name,
+    PERSONS.c.family_name,
+    PERSONS.c.date_of_birth,
 )
 
 
@@ -316,38 +320,38 @@ def _worklist_template(
     parameters; statuses (validated codes) and the limit are constants, so PostgreSQL's cached
     plan can prove the partial indexes' predicates and is costed for the page size."""
     conditions: list[ColumnElement[bool]] = [
-        Case.queue_id == bindparam("wl_queue_id", type_=Case.queue_id.type),
-        Case.status != CLOSED_SQL,
+        CASES.c.queue_id == bindparam("wl_queue_id", type_=CASES.c.queue_id.type),
+        CASES.c.status != CLOSED_SQL,
     ]
     if statuses:
-        conditions.append(Case.status.in_([sql_constant(status) for status in statuses]))
+        conditions.append(CASES.c.status.in_([sql_constant(status) for status in statuses]))
     if allocated is True:
-        conditions.append(Case.status != WAITING_SQL)
+        conditions.append(CASES.c.status != WAITING_SQL)
     elif allocated is False:
         # Spelled as the claim index's predicate so PostgreSQL can use ix_cases_unallocated.
-        conditions.append(Case.status == WAITING_SQL)
-    now = bindparam("wl_now", type_=Case.respond_by_at.type)
+        conditions.append(CASES.c.status == WAITING_SQL)
+    now = bindparam("wl_now", type_=CASES.c.respond_by_at.type)
     if breached is True:
         conditions.append(breached_condition(now))
     elif breached is False:
         conditions.append(not_(breached_condition(now)))
     if by_key_worker:
         conditions.append(
-            Case.key_worker_id == bindparam("wl_key_worker_id", type_=Case.key_worker_id.type)
+            CASES.c.key_worker_id == bindparam("wl_key_worker_id", type_=CASES.c.key_worker_id.type)
         )
     if with_cursor:
         # A row comparison on the index's own columns: an index range, not a skip-and-count.
         conditions.append(
             tuple_(*WORKLIST_ORDER)
             > tuple_(
-                bindparam("wl_after_rank", type_=Case.urgency_rank.type),
-                bindparam("wl_after_sort_at", type_=Case.respond_by_sort_at.type),
-                bindparam("wl_after_id", type_=Case.id.type),
+                bindparam("wl_after_rank", type_=CASES.c.urgency_rank.type),
+                bindparam("wl_after_sort_at", type_=CASES.c.respond_by_sort_at.type),
+                bindparam("wl_after_id", type_=CASES.c.id.type),
             )
         )
     return (
         select(*WORKLIST_COLUMNS)
-        .join(Person, Person.id == Case.person_id)
+        .select_from(CASES.join(PERSONS, PERSONS.c.id == CASES.c.person_id))
         .where(*conditions)
         .order_by(*WORKLIST_ORDER)
         .limit(literal_column(str(int(limit) + 1)))
@@ -426,7 +430,7 @@ def claim_statement_postgresql() -> Select[*tuple[Any, ...]]:
     Parameters are named ``claim_*``: an UPDATE takes any execution parameter named like one of
     its table's columns as one more SET value.
     """
-    cases = cast(Table, Case.__table__)
+    cases = CASES
     events = cast(Table, CaseEvent.__table__)
     now = bindparam("claim_now", type_=cases.c.updated_at.type)
     next_case = (
