@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.models import Case, CaseEvent, Person, Referral, TriageDecision
 from tests.conftest import count_rows
@@ -301,3 +302,66 @@ async def test_joined_case_takes_the_higher_urgency(client, staff_headers, sessi
         )
     ).all()
     assert [e.type for e in events] == ["case_opened", "referral_joined"]
+
+
+def _statements_of(engine: Any) -> tuple[list[str], Any]:
+    """Capture the SELECT/INSERT/UPDATE/DELETE statements the app sends, as ``VERB table``."""
+    captured: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        words = statement.split()
+        verb = words[0].upper() if words else ""
+        if verb == "SELECT":
+            table = words[words.index("FROM") + 1] if "FROM" in words else ""
+            captured.append(
+                f"SELECT {table}" + (" FOR UPDATE" if "FOR UPDATE" in statement else "")
+            )
+        elif verb == "INSERT":
+            captured.append(f"INSERT {words[2]}")
+        elif verb in ("UPDATE", "DELETE"):
+            captured.append(f"{verb} {words[1] if verb == 'UPDATE' else words[2]}")
+
+    return captured, capture
+
+
+async def test_a_new_persons_referral_is_one_lookup_and_one_flush(client, staff_headers, engine):
+    """Pinned round trips: a new person is looked up once, then recorded with ON CONFLICT DO
+    NOTHING (no savepoint); their case needs no lookup (nobody else can have opened one), is
+    inserted with its first event's seq set (no UPDATE), and the rest goes in one flush."""
+    statements, capture = _statements_of(engine)
+    event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        response = await client.post(
+            "/v1/referrals",
+            json=referral_body(age=15, nhs=valid_test_nhs_numbers(1, start=9100)[0]),
+            headers=staff_headers("call_handler"),
+        )
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+    assert response.status_code == 201, response.text
+    assert sorted(statements) == [
+        "INSERT audit_events",
+        "INSERT case_events",
+        "INSERT cases",
+        "INSERT persons",
+        "INSERT referrals",
+        "INSERT triage_decisions",
+        "SELECT persons",
+    ], statements
+
+
+async def test_an_idempotency_key_is_reserved_without_reading_it_first(client, make_client, engine):
+    _, headers = await make_client()
+    body = referral_body("system", nhs=valid_test_nhs_numbers(1, start=9200)[0])
+    statements, capture = _statements_of(engine)
+    event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        response = await client.post(
+            "/v1/referrals", json=body, headers={**headers, "Idempotency-Key": "pin-1"}
+        )
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+    assert response.status_code == 201, response.text
+    assert "INSERT idempotency_keys" in statements
+    assert "SELECT idempotency_keys" not in statements
+    assert not any(s.startswith("UPDATE") for s in statements), statements
