@@ -431,6 +431,15 @@ async def test_a_claim_writes_the_same_event_and_audit_on_both_databases(
     }
 
 
+def test_only_plain_codes_are_written_into_sql_text():
+    from app.services.queues import sql_constant
+
+    assert str(sql_constant("on_hold")) == "'on_hold'"
+    for unsafe in ("x' OR '1'='1", "on hold", "", "a;b"):
+        with pytest.raises(ValueError):
+            sql_constant(unsafe)
+
+
 def test_statuses_are_constants_in_the_sql():
     """PostgreSQL matches the partial indexes (status = 'waiting', status <> 'closed') in a
     prepared statement's cached plan only when the status is a constant in the SQL text."""

@@ -62,8 +62,24 @@ from app.services.cases import (
 CASES = cast(Table, Case.__table__)
 PERSONS = cast(Table, Person.__table__)
 WORKLIST_ORDER = (CASES.c.urgency_rank, CASES.c.respond_by_sort_at, CASES.c.id)
-# The audit table itself (a Core target: see audit_listing).
+# The audit table itself (a Core target: see audit_listing), and the columns the one-statement
+# writers below fill, in the order of their SELECT lists.
 AUDIT_EVENTS = cast(Table, AuditEvent.__table__)
+AUDIT_INSERT_COLUMNS = (
+    "id",
+    "occurred_at",
+    "request_id",
+    "actor_kind",
+    "actor_id",
+    "actor_role",
+    "actor_organisation",
+    "action",
+    "resource_type",
+    "resource_id",
+    "person_id",
+    "outcome",
+    "details",
+)
 WORKLIST_DEFAULT_LIMIT = 50
 WORKLIST_MAX_LIMIT = 200
 # Ranks are small (A = 0 …); a cursor claiming more was not issued here (and must not reach
@@ -85,7 +101,8 @@ def sql_constant(value: str) -> ColumnElement[str]:
     cannot use those indexes, so every execution is planned afresh (for the claim, planning took
     four times as long as running it); with the constant, the cached plan walks the index.
     """
-    assert value.isidentifier(), value  # our own codes only: nothing to quote
+    if not value.isidentifier():  # our own codes only: nothing that would need quoting
+        raise ValueError(f"not a code to write into SQL: {value!r}")
     return literal_column(f"'{value}'", String)
 
 
@@ -492,21 +509,7 @@ def claim_statement_postgresql() -> Select[*tuple[Any, ...]]:
         ).select_from(from_claimed),
     )
     audit_row = insert(AUDIT_EVENTS).from_select(
-        [
-            "id",
-            "occurred_at",
-            "request_id",
-            "actor_kind",
-            "actor_id",
-            "actor_role",
-            "actor_organisation",
-            "action",
-            "resource_type",
-            "resource_id",
-            "person_id",
-            "outcome",
-            "details",
-        ],
+        AUDIT_INSERT_COLUMNS,
         select(
             bindparam("claim_audit_id", type_=AUDIT_EVENTS.c.id.type),
             now,
@@ -667,21 +670,7 @@ def audit_listing_statement_postgresql() -> Any:
         .render_derived(name="shown")
     )
     return insert(AUDIT_EVENTS).from_select(
-        [
-            "id",
-            "occurred_at",
-            "request_id",
-            "actor_kind",
-            "actor_id",
-            "actor_role",
-            "actor_organisation",
-            "action",
-            "resource_type",
-            "resource_id",
-            "person_id",
-            "outcome",
-            "details",
-        ],
+        AUDIT_INSERT_COLUMNS,
         select(
             func.gen_random_uuid(),
             bindparam("list_now", type_=AUDIT_EVENTS.c.occurred_at.type),
