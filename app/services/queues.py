@@ -55,6 +55,7 @@ from app.services.cases import (
     CaseReferral,
     Status,
     assign_key_worker,
+    next_status,
 )
 
 # Table columns, not ORM attributes: a statement made of these alone runs on SQLAlchemy's Core
@@ -108,7 +109,8 @@ def sql_constant(value: str) -> ColumnElement[str]:
 
 WAITING_SQL = sql_constant(Status.WAITING.value)
 CLOSED_SQL = sql_constant(Status.CLOSED.value)
-ALLOCATED_SQL = sql_constant(Status.ALLOCATED.value)
+# What a claim makes a waiting case, from the lifecycle table (the SQL claim writes it itself).
+CLAIMED_SQL = sql_constant(next_status(Status.WAITING, CaseAction.CLAIM).value)
 
 
 def breached_condition(now: datetime | ColumnElement[Any]) -> ColumnElement[bool]:
@@ -462,7 +464,7 @@ def claim_statement_postgresql() -> Select[*tuple[Any, ...]]:
         update(cases)
         .where(cases.c.id == next_case.c.id)
         .values(
-            status=ALLOCATED_SQL,
+            status=CLAIMED_SQL,
             key_worker_id=bindparam("claim_key_worker_id", type_=cases.c.key_worker_id.type),
             allocated_at=now,
             version=cases.c.version + literal_column("1"),
