@@ -326,7 +326,7 @@ async def _claim_idempotency_key(
         return None
     existing = await session.get(IdempotencyKey, (scope, key), populate_existing=True)
     if existing is not None and existing.expires_at <= now:
-        # Kept past its time (keys are purged in batches): this request may take it afresh.
+        # Past its time (an expired key stays in the table until reused): this request takes it.
         await session.execute(
             delete(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
         )
