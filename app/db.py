@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import structlog
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -25,6 +26,7 @@ from starlette.requests import Request
 from app.config import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_log = structlog.get_logger(__name__)
 
 
 def json_serializer(value: Any) -> str:
@@ -114,13 +116,34 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's session; commits when the endpoint returns, rolls back if it raised."""
+    """The request's session; commits when the endpoint returns, rolls back if it raised.
+
+    Refused accesses queued on the session (``audit.record_refusal``) are written either way:
+    with the request's own commit, or after its rollback in a short transaction of their own, so
+    a refusal leaves its ``denied`` audit row although the request fails, and no handler commits
+    part-way through a request.
+    """
+    from app.services.audit import take_refusals
+
     factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
     async with factory() as session:
         try:
             yield session
         except BaseException:
             await session.rollback()
+            refusals = take_refusals(session)
+            if refusals:
+                try:
+                    session.add_all(refusals)
+                    await session.commit()
+                except Exception as exc:  # the request's own error is the one to answer with
+                    await session.rollback()
+                    _log.error(
+                        "audit_refusal_not_written",
+                        count=len(refusals),
+                        error_type=type(exc).__name__,
+                    )
             raise
         else:
+            session.add_all(take_refusals(session))
             await session.commit()

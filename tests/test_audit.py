@@ -148,6 +148,84 @@ async def test_a_refused_read_is_audited_even_though_the_request_fails(
     assert str(denied[0].person_id) == created.json()["person_id"]
 
 
+async def test_a_refusal_is_written_after_the_rollback_not_mid_request(
+    client, make_client, session, monkeypatch
+):
+    """Refused and missing take the same path: the handler raises the same 404 and commits
+    nothing; the denied row is written only after the request's rollback."""
+    _, own = await make_client(name="GP one", ods="A81001")
+    _, other = await make_client(name="School", ods="EE1234")
+    created = await client.post(
+        "/v1/referrals",
+        json=referral_body("system"),
+        headers={**own, "Idempotency-Key": "refused-2"},
+    )
+    assert created.status_code == 201
+    trace: list[str] = []
+    real_commit, real_rollback = AsyncSession.commit, AsyncSession.rollback
+
+    async def commit(self: AsyncSession) -> None:
+        trace.append("commit")
+        await real_commit(self)
+
+    async def rollback(self: AsyncSession) -> None:
+        trace.append("rollback")
+        await real_rollback(self)
+
+    monkeypatch.setattr(AsyncSession, "commit", commit)
+    monkeypatch.setattr(AsyncSession, "rollback", rollback)
+
+    refused = await client.get(f"/v1/referrals/{created.json()['id']}", headers=other)
+    refused_trace, trace[:] = list(trace), []
+    missing = await client.get(f"/v1/referrals/{uuid.uuid4()}", headers=other)
+    missing_trace = list(trace)
+    monkeypatch.undo()
+
+    assert refused.status_code == missing.status_code == 404
+    assert refused.json()["detail"] == missing.json()["detail"]
+    assert refused.json()["type"] == missing.json()["type"]
+    # Nothing is committed before the request fails; the refusal follows its rollback.
+    assert refused_trace == ["rollback", "commit"]
+    assert missing_trace == ["rollback"]
+    denied = await _events(session, outcome="denied")
+    assert [(e.resource_type, e.resource_id) for e in denied] == [
+        ("referral", created.json()["id"])
+    ]
+    assert denied[0].request_id == refused.headers["x-request-id"]
+
+
+async def test_a_refusal_queued_on_a_successful_request_is_written_with_its_commit(
+    session_factory: async_sessionmaker[AsyncSession], session, clock
+):
+    """``record_refusal`` never writes by itself; the request session's end does, either way."""
+    from starlette.requests import Request
+
+    from app.db import get_session
+
+    class _State:
+        pass
+
+    state = _State()
+    state.session_factory = session_factory  # type: ignore[attr-defined]
+    request = Request({"type": "http", "app": type("App", (), {"state": state})()})
+    sessions = get_session(request)
+    request_session = await anext(sessions)
+    actor = Actor(kind="staff", id="user-x", role="practitioner")
+    await audit.record_refusal(
+        request_session,
+        actor=actor,
+        action="read",
+        resource_type="case",
+        resource_id="c-1",
+        now=clock.now(),
+    )
+    assert not request_session.new  # queued, not added: a flush writes nothing
+    with pytest.raises(StopAsyncIteration):
+        await anext(sessions)
+    denied = await _events(session, outcome="denied", resource_id="c-1")
+    assert len(denied) == 1 and denied[0].actor_id == "user-x"
+
+
 async def test_person_search_audits_one_event_per_person_shown(client, staff_headers, session):
     for nhs, given in ((NHS_A, "Robin"), (NHS_B, "Sam")):
         body = referral_body(nhs=nhs, person={"given_name": given, "family_name": "Auditson"})

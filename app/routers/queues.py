@@ -109,7 +109,7 @@ async def list_queues(
 async def _refuse(
     session: SessionDep, actor: Actor, queue: QueueRef, action: str, now: datetime, message: str
 ) -> NoReturn:
-    """Audit the refused attempt (committed at once), then answer 403."""
+    """Audit the refused attempt (written when the request ends), then answer 403."""
     await audit.record_refusal(
         session, actor=actor, action=action, resource_type="queue", resource_id=queue.id, now=now
     )

@@ -122,6 +122,10 @@ def record(
     return event
 
 
+# Where a request's refused accesses wait (``session.info``) until its session ends.
+REFUSALS_KEY = "frontdoor.audit.refusals"
+
+
 async def record_refusal(
     session: AsyncSession,
     *,
@@ -132,26 +136,37 @@ async def record_refusal(
     now: datetime,
     person_id: uuid.UUID | None = None,
     details: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Record a refused access (``outcome="denied"``) and commit it at once.
+) -> None:
+    """Record a refused access (``outcome="denied"``) when the request's session ends.
 
-    The refusal is answered with an error, which rolls the request's transaction back; committing
-    here keeps the record of the attempt. Call it before the request has written anything else,
-    then raise the 403/404.
+    Nothing is written or committed here: the refusal is queued on the session, the caller raises
+    its 403/404 exactly as it would for a record that does not exist, and the request session
+    (``app.db.get_session``) writes the queued rows after rolling the request back, in a short
+    transaction of their own. So a refused read and a missing record take the same path through
+    the handler, and the refusal is still on the audit trail. (Kept ``async`` so callers need no
+    change.)
     """
-    event = record(
-        session,
-        actor=actor,
+    event = AuditEvent(
+        occurred_at=now,
+        request_id=structlog.contextvars.get_contextvars().get("request_id"),
+        actor_kind=actor.kind,
+        actor_id=actor.id,
+        actor_role=actor.role,
+        actor_organisation=actor.ods_code,
         action=action,
         resource_type=resource_type,
-        resource_id=resource_id,
-        now=now,
+        resource_id=str(resource_id) if resource_id is not None else None,
         person_id=person_id,
         outcome=DENIED,
-        details=details,
+        details=clean_details(details or {}),
     )
-    await session.commit()
-    return event
+    session.info.setdefault(REFUSALS_KEY, []).append(event)
+
+
+def take_refusals(session: AsyncSession) -> list[AuditEvent]:
+    """The refusals queued on ``session`` (by ``record_refusal``), removed from it."""
+    events: list[AuditEvent] = session.info.pop(REFUSALS_KEY, [])
+    return events
 
 
 async def list_events(

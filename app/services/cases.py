@@ -228,7 +228,7 @@ async def readable_case(
 async def _refuse(
     session: AsyncSession, actor: Actor, ctx: CaseContext, attempted: str, now: datetime
 ) -> None:
-    """Audit a refused access (committed at once: the error response rolls back the rest)."""
+    """Audit a refused access: queued, and written after the error response rolls back."""
     await audit.record_refusal(
         session,
         actor=actor,
