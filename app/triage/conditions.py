@@ -56,11 +56,12 @@ YES_NO_RISK_FIELDS = frozenset({RiskField.IMMEDIATE_DANGER, RiskField.SAFEGUARDI
 
 # Input keys a fired urgency rule reports, and how to read each from a referral. str() rather
 # than .value: the same text from a StrEnum, several times faster on this hot path.
+# A question not asked reads as None ("not asked"), never as its lowest answer.
 INPUT_READERS: dict[str, InputReader] = {
     "immediate_danger": lambda r, e, q: r.immediate_danger,
-    "suicidal": lambda r, e, q: str(r.suicidal),
-    "self_harm": lambda r, e, q: str(r.self_harm),
-    "harm_to_others": lambda r, e, q: str(r.harm_to_others),
+    "suicidal": lambda r, e, q: None if r.suicidal is None else str(r.suicidal),
+    "self_harm": lambda r, e, q: None if r.self_harm is None else str(r.self_harm),
+    "harm_to_others": lambda r, e, q: None if r.harm_to_others is None else str(r.harm_to_others),
     "safeguarding_concern": lambda r, e, q: r.safeguarding_concern,
     "supported": lambda r, e, q: r.supported,
     "eligibility": lambda r, e, q: str(e),
@@ -69,26 +70,37 @@ INPUT_READERS: dict[str, InputReader] = {
 
 # Plain-English phrases for input values, used to write a fired rule's reason.
 INPUT_PHRASES: dict[str, dict[InputValue, str]] = {
-    "immediate_danger": {True: "immediate danger reported", False: "no immediate danger"},
+    "immediate_danger": {
+        True: "immediate danger reported",
+        False: "no immediate danger",
+        None: "immediate danger not asked",
+    },
     "suicidal": {
         "none": "no suicidal thoughts",
         "thoughts": "suicidal thoughts",
         "plan": "a suicide plan",
         "intent": "suicidal intent",
+        None: "suicidal thoughts not asked",
     },
     "self_harm": {
         "none": "no self-harm",
         "past": "past self-harm",
         "recent": "recent self-harm",
         "current": "current self-harm",
+        None: "self-harm not asked",
     },
     "harm_to_others": {
         "none": "no thoughts of harming others",
         "thoughts": "thoughts of harming others",
         "threats": "threats to harm others",
         "imminent": "imminent harm to others",
+        None: "harm to others not asked",
     },
-    "safeguarding_concern": {True: "a safeguarding concern", False: "no safeguarding concern"},
+    "safeguarding_concern": {
+        True: "a safeguarding concern",
+        False: "no safeguarding concern",
+        None: "safeguarding not asked",
+    },
     "supported": {
         True: "capable support around them",
         False: "no capable support around them",
@@ -206,14 +218,31 @@ def _always(risk: RiskAnswers, eligibility: EligibilityOutcome, request: Request
     return True
 
 
+# What a question not asked is read as by a trigger: its lowest answer. So a trigger can never
+# make a referral with a question left out less urgent than the same referral answering "no"
+# (tests/triage/test_properties.py), while the decision still records the answer as not asked.
+_NOT_ASKED_READS_AS: dict[RiskField, str | bool] = {
+    RiskField.IMMEDIATE_DANGER: False,
+    RiskField.SUICIDAL: Suicidal.NONE,
+    RiskField.SELF_HARM: SelfHarm.NONE,
+    RiskField.HARM_TO_OTHERS: HarmToOthers.NONE,
+    RiskField.SAFEGUARDING_CONCERN: False,
+}
+
+
 def _field_test(
     field: RiskField, values: tuple[str, ...] | None, expected: bool | None
 ) -> Predicate:
     read = attrgetter(field.value)
+    baseline = _NOT_ASKED_READS_AS[field]
     if values is not None:
         # StrEnum members hash and compare as their string values, so a set of strings matches.
         allowed = frozenset(values)
+        if baseline in allowed:
+            return lambda r, e, q: (baseline if (v := read(r)) is None else v) in allowed
         return lambda r, e, q: read(r) in allowed
+    if expected == baseline:
+        return lambda r, e, q: (baseline if (v := read(r)) is None else v) == expected
     return lambda r, e, q: read(r) == expected
 
 

@@ -54,6 +54,18 @@ class RouteKind(StrEnum):
     SIGNPOST = "signpost"
 
 
+# Fired-rule inputs derived from a fact about the person, by the fact they come from: a rule's
+# ``sources`` say whether the referral or the person's record supplied it.
+INPUT_FACTS: dict[str, str] = {
+    "age_years": "date_of_birth",
+    "date_of_birth_given": "date_of_birth",
+    "postcode_district": "postcode",
+    "locality_id": "postcode",
+    "send": "send",
+    "looked_after": "looked_after",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Reason:
     """A rule id and a sentence a clinician can read."""
@@ -107,6 +119,18 @@ class Decision:
     age_years: int | None
     postcode_district: str | None
     locality_id: str | None
+    # The risk questions not answered (not asked), and the facts the person's record supplied.
+    risk_not_answered: tuple[str, ...] = ()
+    from_record: tuple[str, ...] = ()
+
+    def input_sources(self, inputs: dict[str, Any]) -> dict[str, str]:
+        """Where each input a rule read about the person came from: "referral" or "record"."""
+        sources: dict[str, str] = {}
+        for key in inputs:
+            fact = INPUT_FACTS.get(key)
+            if fact is not None:
+                sources[key] = "record" if fact in self.from_record else "referral"
+        return sources
 
     def to_dict(self) -> dict[str, Any]:
         """The decision as JSON-ready data, in the public API's shape (plus ``rules_fired``)."""
@@ -135,11 +159,13 @@ class Decision:
             "age_years": self.age_years,
             "postcode_district": self.postcode_district,
             "locality_id": self.locality_id,
+            "risk_not_answered": list(self.risk_not_answered),
             "rules_fired": [
                 {
                     "stage": f.stage,
                     "rule": f.rule,
                     "inputs": f.inputs,
+                    "sources": self.input_sources(f.inputs),
                     "outcome": f.outcome,
                     "reason": f.reason,
                 }

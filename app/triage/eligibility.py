@@ -1,10 +1,10 @@
-"""Eligibility: is this young person in scope of the service? (DOMAIN.md, "Eligibility")
+"""Eligibility: is this young person in scope of the service? (docs/domain/eligibility.md)
 
 Each rule below is a named function; ``ELIGIBILITY_RULES`` fixes their order, and the first that
 matches decides. The age bounds they use come from the ruleset's ``eligibility`` section. Ages are
 whole years on the Europe/London date the referral was received.
 
-Interpretations agreed with the lead, beyond the table in DOMAIN.md:
+Interpretations agreed with the lead, beyond the rule table in docs/domain/eligibility.md:
 
 - CAMHS_TRANSITION needs CAMHS open *with transition planned*, or CAMHS discharged; and then
   either age 16-17 with the AMHS threshold not met (unknown counts as not met at that age), or

@@ -49,7 +49,12 @@ def evaluate(facts: ReferralFacts, ruleset: Ruleset) -> Decision:
 
     eligibility, eligibility_fired = assess_eligibility(subject, ruleset.eligibility)
     urgency, urgency_fired = assess_urgency(
-        facts.received_at, facts.risk, facts.request, eligibility, compiled
+        facts.received_at,
+        facts.risk,
+        facts.request,
+        eligibility,
+        compiled,
+        contact_route=facts.contact_route,
     )
     thrive_grouping, thrive_fired = propose_thrive(urgency.code, compiled)
     route, route_fired = choose_route(subject, eligibility, urgency.code, compiled)
@@ -64,4 +69,6 @@ def evaluate(facts: ReferralFacts, ruleset: Ruleset) -> Decision:
         age_years=age_years,
         postcode_district=district,
         locality_id=None if locality is None else locality.id,
+        risk_not_answered=facts.risk.not_answered(),
+        from_record=facts.from_record,
     )

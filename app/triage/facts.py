@@ -68,17 +68,39 @@ class SettingPreference(StrEnum):
     COMMUNITY_BASE = "community_base"
 
 
+# The risk questions whose answers the urgency triggers read. ``supported`` is context for them
+# (capable support around the young person), not a question about risk, so it is not one.
+RISK_QUESTIONS = (
+    "immediate_danger",
+    "suicidal",
+    "self_harm",
+    "harm_to_others",
+    "safeguarding_concern",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class RiskAnswers:
-    """The risk questions asked at intake (UK Mental Health Triage Scale inputs)."""
+    """The risk questions asked at intake (UK Mental Health Triage Scale inputs).
 
-    immediate_danger: bool = False
-    suicidal: Suicidal = Suicidal.NONE
-    self_harm: SelfHarm = SelfHarm.NONE
-    harm_to_others: HarmToOthers = HarmToOthers.NONE
-    safeguarding_concern: bool = False
+    ``None`` is *not asked*, never *no* (docs/domain/trust-and-safety.md, "Unknown is not none"):
+    the decision lists the questions left unanswered, and when none was answered the urgency
+    carries the ``risk_not_assessed`` flag. The triggers read a question not asked as its
+    lowest answer, so leaving a question out can never make a referral less urgent than
+    answering it "no".
+    """
+
+    immediate_danger: bool | None = None
+    suicidal: Suicidal | None = None
+    self_harm: SelfHarm | None = None
+    harm_to_others: HarmToOthers | None = None
+    safeguarding_concern: bool | None = None
     # Capable support around the young person: True, False, or None when unknown.
     supported: bool | None = None
+
+    def not_answered(self) -> tuple[str, ...]:
+        """The risk questions left unanswered, in the order they are asked."""
+        return tuple(q for q in RISK_QUESTIONS if getattr(self, q) is None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +126,13 @@ class ReferralFacts:
     request: RequestKind = RequestKind.HELP
     risk: RiskAnswers = field(default_factory=RiskAnswers)
     setting_preference: SettingPreference | None = None
+    # False when nobody can be contacted about this referral (no phone, email or address for
+    # the young person or the referrer, and no referring organisation): ``no_contact_route``.
+    contact_route: bool = True
+    # The facts (of RECORD_FACTS) taken from the person's record because the referral left
+    # them out; every other fact is the referral's own. Shown per fired rule as its source.
+    from_record: tuple[str, ...] = ()
+
+
+# Facts a staff or system referral may leave out and the person's record then supplies.
+RECORD_FACTS = ("date_of_birth", "postcode", "send", "looked_after")

@@ -1,4 +1,4 @@
-"""Routing: which team holds the case. (DOMAIN.md, "Routing")
+"""Routing: which team holds the case (docs/domain/routing.md).
 
 Each step is a named function; the ruleset's ``routing.order`` lists the steps to run, and the
 first that matches decides. Risk outranks eligibility: in the default order, A/B goes to crisis and

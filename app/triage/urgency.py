@@ -11,7 +11,14 @@ from typing import Any
 
 from app.triage.conditions import describe_inputs
 from app.triage.decision import Eligibility, FiredRule, ThriveGrouping, Urgency, UrgencyCode
-from app.triage.facts import HarmToOthers, RequestKind, RiskAnswers, SelfHarm, Suicidal
+from app.triage.facts import (
+    RISK_QUESTIONS,
+    HarmToOthers,
+    RequestKind,
+    RiskAnswers,
+    SelfHarm,
+    Suicidal,
+)
 from app.triage.ruleset import CompiledRuleset, UrgencyStep
 
 URGENCY_STAGE = "urgency"
@@ -36,9 +43,20 @@ _HARM_TO_OTHERS_FLAGS = {
 }
 
 
-def risk_flags(risk: RiskAnswers, transition_support: bool) -> tuple[str, ...]:
-    """Flags for the case: one per risk answer present, ``safeguarding`` whatever the code."""
+# Flags the intake safety rules raise (docs/domain/trust-and-safety.md).
+RISK_NOT_ASSESSED = "risk_not_assessed"
+NO_CONTACT_ROUTE = "no_contact_route"
+
+
+def risk_flags(
+    risk: RiskAnswers, transition_support: bool, *, contact_route: bool = True
+) -> tuple[str, ...]:
+    """Flags for the case: one per risk answer present, ``safeguarding`` whatever the code,
+    ``risk_not_assessed`` when no risk question was answered, ``no_contact_route`` when nobody
+    can be contacted."""
     flags: list[str] = []
+    if len(risk.not_answered()) == len(RISK_QUESTIONS):
+        flags.append(RISK_NOT_ASSESSED)
     if risk.immediate_danger:
         flags.append("immediate_danger")
     # .get, not indexing: "none" has no flag.
@@ -58,6 +76,8 @@ def risk_flags(risk: RiskAnswers, transition_support: bool) -> tuple[str, ...]:
         flags.append("safeguarding")
     if transition_support:
         flags.append("transition_support")
+    if not contact_route:
+        flags.append(NO_CONTACT_ROUTE)
     return tuple(flags)
 
 
@@ -82,6 +102,8 @@ def assess_urgency(
     request: RequestKind,
     eligibility: Eligibility,
     compiled: CompiledRuleset,
+    *,
+    contact_route: bool = True,
 ) -> tuple[Urgency, FiredRule]:
     """The first urgency code (in the ruleset's evaluation order) whose triggers match."""
     outcome = eligibility.outcome
@@ -93,7 +115,9 @@ def assess_urgency(
                     code=step.code,
                     respond_by_at=respond_by(received_at, step.respond_within),
                     respond_within_hours=step.respond_within_hours,
-                    flags=risk_flags(risk, eligibility.transition_support),
+                    flags=risk_flags(
+                        risk, eligibility.transition_support, contact_route=contact_route
+                    ),
                 )
                 fired = FiredRule(
                     stage=URGENCY_STAGE,

@@ -25,10 +25,21 @@ RECEIVED_AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 FactsFactory = Callable[..., ReferralFacts]
 
 
+# Every risk question asked and answered "no" (a question left out is *not asked*).
+ANSWERED_NO: dict[str, Any] = {
+    "immediate_danger": False,
+    "suicidal": "none",
+    "self_harm": "none",
+    "harm_to_others": "none",
+    "safeguarding_concern": False,
+}
+
+
 def make_facts(**overrides: Any) -> ReferralFacts:
     """A referral for an eligible 13-year-old in Norwich asking for help, with no risk.
 
-    ``risk`` may be given as a dict of RiskAnswers fields.
+    ``risk`` may be given as a dict of RiskAnswers fields, read over every question answered
+    "no"; pass a ``RiskAnswers`` to leave questions not asked.
     """
     values: dict[str, Any] = {
         "received_at": RECEIVED_AT,
@@ -40,8 +51,9 @@ def make_facts(**overrides: Any) -> ReferralFacts:
         "amhs_threshold": AmhsThreshold.UNKNOWN,
     }
     values.update(overrides)
-    if isinstance(values.get("risk"), dict):
-        values["risk"] = RiskAnswers(**values["risk"])
+    risk = values.get("risk", {})
+    if isinstance(risk, dict):
+        values["risk"] = RiskAnswers(**{**ANSWERED_NO, **risk})
     return ReferralFacts(**values)
 
 

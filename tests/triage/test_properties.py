@@ -65,11 +65,11 @@ def mostly(usual: Any, *others: Any, weight: int = 3) -> st.SearchStrategy[Any]:
 
 risk_answers = st.builds(
     RiskAnswers,
-    immediate_danger=mostly(False, True, weight=15),
-    suicidal=mostly(Suicidal.NONE, *list(Suicidal)[1:], weight=10),
-    self_harm=mostly(SelfHarm.NONE, *list(SelfHarm)[1:], weight=10),
-    harm_to_others=mostly(HarmToOthers.NONE, *list(HarmToOthers)[1:], weight=10),
-    safeguarding_concern=mostly(False, True),
+    immediate_danger=mostly(False, True, None, weight=15),
+    suicidal=mostly(Suicidal.NONE, *list(Suicidal)[1:], None, weight=10),
+    self_harm=mostly(SelfHarm.NONE, *list(SelfHarm)[1:], None, weight=10),
+    harm_to_others=mostly(HarmToOthers.NONE, *list(HarmToOthers)[1:], None, weight=10),
+    safeguarding_concern=mostly(False, True, None),
     supported=st.sampled_from([True, None, False]),
 )
 
@@ -103,13 +103,14 @@ def referral_facts(draw: st.DrawFn) -> ReferralFacts:
     )
 
 
-# Each risk answer's values from least to most risk. Less support means more risk.
+# Each risk answer's values from least to most risk. Less support means more risk. A question
+# not asked (None) reads as its lowest answer, so it stands beside it at the bottom.
 RISK_ORDER: dict[str, list[Any]] = {
-    "immediate_danger": [False, True],
-    "suicidal": list(Suicidal),
-    "self_harm": list(SelfHarm),
-    "harm_to_others": list(HarmToOthers),
-    "safeguarding_concern": [False, True],
+    "immediate_danger": [None, False, True],
+    "suicidal": [None, *Suicidal],
+    "self_harm": [None, *SelfHarm],
+    "harm_to_others": [None, *HarmToOthers],
+    "safeguarding_concern": [None, False, True],
     "supported": [True, None, False],
 }
 
@@ -211,7 +212,49 @@ def test_thrive_follows_the_mapping_and_safeguarding_is_always_flagged(
     decision = evaluate(facts, RULESET)
 
     assert decision.thrive_grouping == RULESET.thrive_grouping[decision.urgency.code]
-    assert ("safeguarding" in decision.urgency.flags) == facts.risk.safeguarding_concern
+    assert ("safeguarding" in decision.urgency.flags) == bool(facts.risk.safeguarding_concern)
     assert ("transition_support" in decision.urgency.flags) == (
         decision.eligibility.transition_support
     )
+
+
+# Unknown is not none (docs/domain/trust-and-safety.md) -------------------------------------
+
+ANSWERED_NO_VALUES: dict[str, Any] = {
+    "immediate_danger": False,
+    "suicidal": Suicidal.NONE,
+    "self_harm": SelfHarm.NONE,
+    "harm_to_others": HarmToOthers.NONE,
+    "safeguarding_concern": False,
+}
+
+
+def answered_no(risk: RiskAnswers) -> RiskAnswers:
+    """The same answers with every question not asked answered "no" instead."""
+    return dataclasses.replace(
+        risk,
+        **{q: v for q, v in ANSWERED_NO_VALUES.items() if getattr(risk, q) is None},
+    )
+
+
+@PROPERTY_SETTINGS
+@given(referral_facts())
+def test_a_question_not_asked_never_lowers_urgency(facts: ReferralFacts) -> None:
+    """No answer set with unknowns is less urgent than the same set with those answers "no"."""
+    with_unknowns = evaluate(facts, RULESET)
+    with_no = evaluate(dataclasses.replace(facts, risk=answered_no(facts.risk)), RULESET)
+    assert URGENCY_RANK[with_unknowns.urgency.code] <= URGENCY_RANK[with_no.urgency.code]
+
+
+@PROPERTY_SETTINGS
+@given(referral_facts())
+def test_questions_not_asked_are_listed_and_none_answered_is_flagged(
+    facts: ReferralFacts,
+) -> None:
+    decision = evaluate(facts, RULESET)
+    not_answered = [q for q in ANSWERED_NO_VALUES if getattr(facts.risk, q) is None]
+    assert list(decision.risk_not_answered) == not_answered
+    assert ("risk_not_assessed" in decision.urgency.flags) == (
+        len(not_answered) == len(ANSWERED_NO_VALUES)
+    )
+    assert decision.to_dict()["risk_not_answered"] == not_answered

@@ -25,6 +25,14 @@ RECEIVED_AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 INELIGIBLE = {"date_of_birth": date(1990, 1, 1)}  # aged 36: AGE_OVER_25
 CLINICAL_REVIEW = {"date_of_birth": None}  # AGE_UNKNOWN
 ADVICE = {"request": RequestKind.ADVICE}
+# Every risk question left out (not asked); rows read their answers over "all answered no".
+NOT_ASKED: dict[str, Any] = {
+    "immediate_danger": None,
+    "suicidal": None,
+    "self_harm": None,
+    "harm_to_others": None,
+    "safeguarding_concern": None,
+}
 
 ROWS = [
     # id, risk answers, other overrides, code, flags, hours to respond
@@ -77,6 +85,17 @@ ROWS = [
                  id="G-advice-past-self-harm"),
     pytest.param({"safeguarding_concern": True}, ADVICE, Code.D, ("safeguarding",), 72,
                  id="safeguarding-advice-is-D"),
+    # Unknown is not none: a question left out is not asked (None), and nothing asked is flagged.
+    pytest.param(NOT_ASKED, {}, Code.E, ("risk_not_assessed",), 672,
+                 id="E-nothing-asked-is-flagged"),
+    pytest.param({**NOT_ASKED, "suicidal": Sui.PLAN}, {}, Code.C, ("suicidal_plan",), 24,
+                 id="C-one-question-answered-is-not-flagged"),
+    pytest.param({**NOT_ASKED, "self_harm": Harm.RECENT, "supported": False}, {}, Code.C,
+                 ("self_harm_recent", "unsupported"), 24, id="C-others-not-asked"),
+    pytest.param(NOT_ASKED, ADVICE, Code.G, ("risk_not_assessed",), 168,
+                 id="G-advice-nothing-asked"),
+    pytest.param({}, {"contact_route": False}, Code.E, ("no_contact_route",), 672,
+                 id="E-no-contact-route-flagged"),
 ]  # fmt: skip
 
 
