@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Case, Person
 
-# The default ruleset's windows (DOMAIN.md): hours from receipt; None = no window.
+# The default ruleset's windows (docs/domain/urgency.md): hours from receipt; None = no window.
 RESPOND_WITHIN_HOURS: dict[str, int | None] = {
     "A": 0,
     "B": 4,

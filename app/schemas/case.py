@@ -39,7 +39,7 @@ RequiredReason = Annotated[
 
 
 class ContactType(StrEnum):
-    """The first meaningful contact that stops the waiting clock (DOMAIN.md)."""
+    """The first meaningful contact that stops the waiting clock (docs/domain/waiting-clocks.md)."""
 
     ADVICE = "advice"
     ASSESSMENT = "assessment"
