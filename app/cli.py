@@ -7,6 +7,7 @@ import asyncio
 import sys
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 
@@ -82,17 +83,29 @@ def _serve(settings: Settings, host: str, port: int, workers: int, migrate: bool
     configure_logging(settings.log_level, settings.log_json)
     if migrate or settings.is_sqlite:
         upgrade(settings)
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,  # we log by route template; uvicorn's line has the query string
-        log_config=None,
-        server_header=False,
-    )
+    uvicorn.run("app.main:create_app", **uvicorn_options(host, port, workers))
     return 0
+
+
+def uvicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
+    """How ``serve`` runs uvicorn.
+
+    ``proxy_headers=False``: uvicorn would otherwise believe ``X-Forwarded-For`` from
+    127.0.0.1 (its default ``forwarded_allow_ips``) and hand the app a client-chosen address,
+    bypassing the per-address limit. The client address comes only from the app's own
+    ``FRONTDOOR_FORWARDED_FOR_TRUSTED_HOPS`` (``app.ratelimit.client_address``).
+    """
+    return {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "access_log": False,  # we log by route template; uvicorn's line has the query string
+        "log_config": None,
+        "server_header": False,
+        "proxy_headers": False,
+        "forwarded_allow_ips": "",
+    }
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,70 +1,63 @@
-"""Rate limits for the public self-referral form: token buckets per client address and overall.
+"""Rate limits for the public self-referral form: per client address and overall, shared by
+every worker process and replica.
 
-The buckets live in this process's memory. With several worker processes (``frontdoor serve
---workers N``) or several replicas, each has its own buckets, so the effective limits are N
-times the configured ones; put a shared limiter (the reverse proxy, or a shared store) in front
-when that matters. What this one guarantees is that a single process cannot be flooded
-through the form, and that one address cannot crowd out everyone else.
+The counts live in the database (``rate_limit_windows``): one row per bucket per fixed
+one-minute window, bumped by one atomic ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` per
+bucket (PostgreSQL and SQLite alike), so ``frontdoor serve --workers N`` and several replicas
+enforce the configured limits together rather than N times over. Each check runs in a short
+transaction of its own (a session of its own from the factory), never in the request's: a
+refused or failed request cannot roll its count back, and a slow request holds no counter lock.
 
-Time comes from an injected function (the app clock), so tests move time instead of sleeping.
+Fairness: an address over its own limit is refused *before* it counts against the overall
+limit, so one sender can use at most its per-address allowance of everyone's budget, and a
+flood from one address cannot lock the form for others.
+
+Client addresses are personal data: the table holds an HMAC of the address (keyed by the
+service's signing secret), never the address. Rows of past windows are deleted when a new window
+begins. Time comes from an injected function (the app clock), so tests move time, never sleep.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import math
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from fastapi import Depends, Request
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.db import insert_on_conflict
 from app.errors import TooManyRequests
+from app.models import RateLimitWindow
 
-SECONDS_PER_MINUTE = 60.0
-# Addresses remembered at once; the least recently seen are forgotten first (a forgotten address
-# starts again with a full bucket, and the overall bucket still applies).
-MAX_TRACKED_ADDRESSES = 10_000
+WINDOW_SECONDS = 60
 # IPv6 clients usually hold a whole /64, so one bucket covers the prefix, not each address.
 IPV6_PREFIX_BITS = 64
+OVERALL_BUCKET = "overall"
+ADDRESS_BUCKET_PREFIX = "addr:"
 
 
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    updated_at: float
-
-
-class TokenBucket:
-    """``capacity`` requests at once, refilled evenly at ``capacity`` per minute."""
-
-    def __init__(self, capacity: int, now: float) -> None:
-        self.capacity = float(capacity)
-        self.refill_per_second = capacity / SECONDS_PER_MINUTE
-        self._state = _Bucket(tokens=self.capacity, updated_at=now)
-
-    def _refill(self, now: float) -> None:
-        # A clock that steps backwards adds nothing (never a negative refill).
-        elapsed = max(0.0, now - self._state.updated_at)
-        self._state.tokens = min(
-            self.capacity, self._state.tokens + elapsed * self.refill_per_second
+async def _count(session: AsyncSession, bucket: str, window_start: int) -> int:
+    """Add one to ``bucket``'s count in the window and return the new count (one statement)."""
+    table = RateLimitWindow.__table__
+    statement = (
+        insert_on_conflict(session, table)
+        .values(bucket=bucket, window_start=window_start, count=1)
+        .on_conflict_do_update(
+            index_elements=[table.c.bucket, table.c.window_start],
+            set_={"count": table.c.count + 1},
         )
-        self._state.updated_at = max(now, self._state.updated_at)
-
-    def wait_seconds(self, now: float) -> float:
-        """0 when a request may go now, else how long until one may."""
-        self._refill(now)
-        if self._state.tokens >= 1.0:
-            return 0.0
-        return (1.0 - self._state.tokens) / self.refill_per_second
-
-    def take(self) -> None:
-        self._state.tokens -= 1.0
+        .returning(table.c.count)
+    )
+    return int((await session.execute(statement)).scalar_one())
 
 
 class SelfReferralLimiter:
-    """One bucket per client address and one for everyone, in this process only."""
+    """Per-address and overall limits over fixed one-minute windows, counted in the database."""
 
     def __init__(
         self,
@@ -72,32 +65,44 @@ class SelfReferralLimiter:
         per_address_per_minute: int,
         overall_per_minute: int,
         time_source: Callable[[], float],
-        max_tracked_addresses: int = MAX_TRACKED_ADDRESSES,
     ) -> None:
         self._per_address = per_address_per_minute
+        self._overall = overall_per_minute
         self._time = time_source
-        self._overall = TokenBucket(overall_per_minute, time_source())
-        self._addresses: OrderedDict[str, TokenBucket] = OrderedDict()
-        self._max_tracked = max_tracked_addresses
+        # The latest time seen: a clock stepping back must not reopen an old, deleted window.
+        self._latest = float("-inf")
 
-    def acquire(self, address: str) -> float:
-        """Take a token from both buckets and return 0, or take none and return the seconds to
-        wait (a refused request does not use up the overall allowance)."""
-        now = self._time()
-        bucket = self._addresses.get(address)
-        if bucket is None:
-            bucket = TokenBucket(self._per_address, now)
-            self._addresses[address] = bucket
-            if len(self._addresses) > self._max_tracked:
-                self._addresses.popitem(last=False)
-        else:
-            self._addresses.move_to_end(address)
-        wait = max(bucket.wait_seconds(now), self._overall.wait_seconds(now))
-        if wait > 0:
-            return wait
-        bucket.take()
-        self._overall.take()
-        return 0.0
+    async def acquire(
+        self, session_factory: async_sessionmaker[AsyncSession], address_bucket: str
+    ) -> float:
+        """Count one request from ``address_bucket`` (see ``address_bucket``) and return 0, or
+        the seconds until the window ends when it is over either limit."""
+        now = self._latest = max(self._time(), self._latest)
+        window_start = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
+        wait = max(1.0, window_start + WINDOW_SECONDS - now)
+        async with session_factory() as session:
+            if await _count(session, address_bucket, window_start) > self._per_address:
+                await session.commit()
+                return wait  # refused before it touches everyone's allowance
+            overall = await _count(session, OVERALL_BUCKET, window_start)
+            if overall == 1:
+                # The first request of a window clears the windows before it.
+                await session.execute(
+                    delete(RateLimitWindow).where(RateLimitWindow.window_start < window_start)
+                )
+            await session.commit()
+        return wait if overall > self._overall else 0.0
+
+
+def address_bucket(address: str, settings: Settings) -> str:
+    """The bucket name for a client address: an HMAC of it, never the address itself."""
+    key = hmac.new(
+        settings.signing_secret.get_secret_value().encode(),
+        b"frontdoor rate-limit address",
+        hashlib.sha256,
+    ).digest()
+    digest = hmac.new(key, address.encode(), hashlib.sha256).hexdigest()
+    return ADDRESS_BUCKET_PREFIX + digest[:48]
 
 
 def client_address(request: Request, settings: Settings) -> str:
@@ -142,7 +147,8 @@ def _limiter(request: Request) -> SelfReferralLimiter:
 async def limit_self_referrals(request: Request) -> None:
     """429 with ``Retry-After`` when this address, or everyone together, is over the limit."""
     settings: Settings = request.app.state.settings
-    wait = _limiter(request).acquire(client_address(request, settings))
+    bucket = address_bucket(client_address(request, settings), settings)
+    wait = await _limiter(request).acquire(request.app.state.session_factory, bucket)
     if wait > 0:
         raise TooManyRequests(
             "Too many self-referrals were sent just now. Please try again in a minute. "

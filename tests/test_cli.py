@@ -200,3 +200,45 @@ async def test_client_command_errors(cli_env, capsys, argv: Any, code: int, mess
     assert got == code
     assert out == ""
     assert message in err
+
+
+# frontdoor serve: the client address ------------------------------------------------------------
+
+
+async def test_serve_does_not_let_uvicorn_trust_x_forwarded_for(settings):
+    """uvicorn's own proxy-header handling trusts 127.0.0.1 by default; serve turns it off, so
+    a header from a local peer gives no new address (and so no new allowance) with hops=0."""
+    import uvicorn
+    from starlette.requests import Request
+
+    from app.cli import uvicorn_options
+    from app.ratelimit import client_address
+
+    seen: list[dict[str, Any]] = []
+
+    async def inner(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope)
+
+    options = uvicorn_options("127.0.0.1", 8000, 1)
+    assert options["proxy_headers"] is False
+    config = uvicorn.Config(lambda: inner, **options)
+    config.load()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/self-referrals",
+        "raw_path": b"/v1/self-referrals",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"x-forwarded-for", b"10.9.8.7")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+    await config.loaded_app(scope, None, None)
+    assert seen[0]["client"] == ("127.0.0.1", 40000)
+    assert settings.forwarded_for_trusted_hops == 0
+    assert client_address(Request(seen[0]), settings) == "127.0.0.1"

@@ -8,9 +8,15 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
+from sqlalchemy import text
 
-from app.ratelimit import SelfReferralLimiter, TokenBucket
-from tests.conftest import _running_app, count_rows
+from app.config import Settings
+from app.db import create_engine, create_session_factory
+from app.main import create_app
+from app.migrate import upgrade
+from app.ratelimit import SelfReferralLimiter, address_bucket
+from tests.conftest import TEST_JWT_SECRET, _running_app, count_rows
 from tests.factories import referral_body, self_referral_body, valid_test_nhs_numbers
 
 FORM = "/v1/self-referrals"
@@ -139,7 +145,12 @@ async def test_validation_errors_do_not_echo_what_was_sent(client):
     assert NHS_OTHER not in response.text and "not-a-date" not in response.text
 
 
-# Rate limits (per process; time moved with the app clock, never slept) -------------------------
+# Rate limits (shared in the database; time moved with the app clock, never slept) -------------
+
+
+def _forty_seconds_into_a_minute(clock) -> None:
+    """Fixed one-minute windows: start 40 s into one, so the next begins 20 s later."""
+    clock.set(clock.now().replace(second=40, microsecond=0))
 
 
 @pytest.fixture
@@ -147,6 +158,7 @@ async def limited_app(migrated, engine, session_factory, clock) -> AsyncIterator
     settings = migrated.model_copy(
         update={"self_referral_per_address_per_minute": 3, "self_referral_overall_per_minute": 5}
     )
+    _forty_seconds_into_a_minute(clock)
     app = await _running_app(settings, engine, session_factory, clock)
     async with app.router.lifespan_context(app):
         yield app
@@ -167,14 +179,15 @@ async def test_per_address_limit_with_retry_after(limited_app, clock, session):
         assert refused.headers["content-type"].startswith("application/problem+json")
         assert refused.json()["type"] == "rate_limited"
         assert "999" in refused.json()["detail"]  # crisis help, even when refused
-        assert refused.headers["retry-after"] == "20"  # 3/min: one token every 20 s
+        assert refused.headers["retry-after"] == "20"  # the window ends in 20 s
         # Invalid attempts count too: a flood of junk is limited like real submissions.
         junk = await client.post(FORM, json={"person": "nonsense"})
         assert junk.status_code == 429
-        clock.set(clock.now() + timedelta(seconds=20))
-        assert (await client.post(FORM, json=self_referral_body())).status_code == 201
+        clock.set(clock.now() + timedelta(seconds=20))  # a new window
+        for _ in range(3):
+            assert (await client.post(FORM, json=self_referral_body())).status_code == 201
         assert (await client.post(FORM, json=self_referral_body())).status_code == 429
-    assert await count_rows(session, "referrals") == 4
+    assert await count_rows(session, "referrals") == 6
     # Another address is not held back by this one.
     async with _client_from(limited_app, "198.51.100.9") as other:
         assert (await other.post(FORM, json=self_referral_body())).status_code == 201
@@ -246,28 +259,90 @@ def test_ipv6_addresses_share_a_bucket_per_64():
     assert client_address(request_from("192.0.2.1"), settings) == "192.0.2.1"
 
 
-def test_token_bucket_refills_evenly_and_never_backwards():
-    now = [1000.0]
-    limiter = SelfReferralLimiter(
-        per_address_per_minute=2,
-        overall_per_minute=100,
-        time_source=lambda: now[0],
-        max_tracked_addresses=2,
-    )
-    assert limiter.acquire("a") == 0 and limiter.acquire("a") == 0
-    assert limiter.acquire("a") == pytest.approx(30.0)
-    now[0] -= 500  # a clock stepping back gives nothing away
-    assert limiter.acquire("a") > 0
-    now[0] += 530
-    assert limiter.acquire("a") == 0
-    # Only the most recently seen addresses are remembered.
-    limiter.acquire("b")
-    limiter.acquire("c")
-    assert len(limiter._addresses) == 2
+async def test_one_address_flooding_cannot_lock_out_another(limited_app):
+    """Refused by its own limit before it counts against everyone's: 5 overall, 3 per address."""
+    async with _client_from(limited_app, "203.0.113.66") as flood:
+        statuses = [
+            (await flood.post(FORM, json=self_referral_body())).status_code for _ in range(20)
+        ]
+    assert statuses == [201] * 3 + [429] * 17
+    async with _client_from(limited_app, "198.51.100.67") as other:
+        for _ in range(2):
+            assert (await other.post(FORM, json=self_referral_body())).status_code == 201
 
-    bucket = TokenBucket(60, now=0.0)
-    for _ in range(60):
-        assert bucket.wait_seconds(0.0) == 0
-        bucket.take()
-    assert bucket.wait_seconds(0.0) == pytest.approx(1.0)
-    assert bucket.wait_seconds(1.0) == 0
+
+async def test_addresses_are_stored_only_as_keyed_hashes(limited_app, session, settings):
+    async with _client_from(limited_app, "203.0.113.77") as client:
+        assert (await client.post(FORM, json=self_referral_body())).status_code == 201
+    buckets = set((await session.scalars(text("SELECT bucket FROM rate_limit_windows"))).all())
+    assert buckets == {"overall", address_bucket("203.0.113.77", settings)}
+    assert not any("203.0.113" in b for b in buckets)
+    other_secret = settings.model_copy(update={"jwt_secret": SecretStr("another-" + "y" * 40)})
+    assert address_bucket("203.0.113.77", other_secret) not in buckets
+
+
+async def test_fixed_windows_past_windows_deleted_and_no_going_back(session_factory, session):
+    now = [1_000_040.0]  # 20 s into a window (1_000_020 is a minute boundary)
+    limiter = SelfReferralLimiter(
+        per_address_per_minute=2, overall_per_minute=100, time_source=lambda: now[0]
+    )
+    assert await limiter.acquire(session_factory, "addr:a") == 0
+    assert await limiter.acquire(session_factory, "addr:a") == 0
+    assert await limiter.acquire(session_factory, "addr:a") == pytest.approx(40.0)
+    now[0] += 40  # the next window
+    assert await limiter.acquire(session_factory, "addr:a") == 0
+    windows = (
+        await session.scalars(text("SELECT DISTINCT window_start FROM rate_limit_windows"))
+    ).all()
+    assert list(windows) == [1_000_080]
+    now[0] -= 600  # a clock stepping back gives nothing away
+    assert await limiter.acquire(session_factory, "addr:a") == 0
+    assert await limiter.acquire(session_factory, "addr:a") > 0
+
+
+@pytest.fixture
+def shared_database(scratch_database_url) -> Settings:
+    """A second database, migrated, that two separate app instances will share."""
+    settings = Settings(
+        environment="test",
+        database_url=scratch_database_url,
+        jwt_secret=TEST_JWT_SECRET,  # type: ignore[arg-type]
+        self_referral_per_address_per_minute=2,
+        self_referral_overall_per_minute=3,
+    )
+    upgrade(settings)
+    return settings
+
+
+async def test_two_app_instances_share_the_limits(shared_database, clock):
+    """Two processes or replicas (each its own engine and session factory) count together."""
+    _forty_seconds_into_a_minute(clock)
+    apps, engines = [], []
+    for _ in range(2):
+        engine = create_engine(shared_database)
+        engines.append(engine)
+        app = create_app(shared_database, clock=clock)
+        app.state.engine = engine
+        app.state.session_factory = create_session_factory(engine)
+        apps.append(app)
+    try:
+        async with (
+            apps[0].router.lifespan_context(apps[0]),
+            apps[1].router.lifespan_context(apps[1]),
+        ):
+
+            async def send(index: int, address: str) -> int:
+                async with _client_from(apps[index], address) as c:
+                    return (await c.post(FORM, json=self_referral_body())).status_code
+
+            # Per address: 2 a minute across both instances.
+            assert await send(0, "203.0.113.90") == 201
+            assert await send(1, "203.0.113.90") == 201
+            assert await send(0, "203.0.113.90") == 429
+            assert await send(1, "203.0.113.90") == 429
+            # Overall: 3 a minute across both instances.
+            assert await send(1, "203.0.113.91") == 201
+            assert await send(0, "203.0.113.92") == 429
+    finally:
+        for engine in engines:
+            await engine.dispose()

@@ -5,7 +5,9 @@ from app.models.base import Base
 from app.models.case import Case, CaseEvent, CaseSupporter
 from app.models.directory import Queue, RulesetRecord
 from app.models.person import Person
+from app.models.ratelimit import RateLimitWindow
 from app.models.referral import ApiClient, IdempotencyKey, Referral, TriageDecision
+from app.models.staff import StaffMember
 
 __all__ = [
     "ApiClient",
@@ -17,7 +19,9 @@ __all__ = [
     "IdempotencyKey",
     "Person",
     "Queue",
+    "RateLimitWindow",
     "Referral",
     "RulesetRecord",
+    "StaffMember",
     "TriageDecision",
 ]
