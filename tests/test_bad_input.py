@@ -192,3 +192,80 @@ async def test_control_characters_in_paths_and_queries_are_not_5xx(client, staff
         response = await client.get(url, headers=lead)
         # SQLite stores NUL, so an empty page is a fair answer there; never a 5xx.
         assert response.status_code < 500, (url, response.text)
+
+
+# "" in an optional field means the field was left out ---------------------------------------
+
+BLANK_OPTIONAL_FIELDS = {
+    "person": {
+        "nhs_number": "",
+        "given_name": " ",
+        "date_of_birth": "",
+        "postcode": "",
+        "phone": "",
+        "email": "",
+    },
+    "referrer": {"type": "self", "name": "", "organisation": "", "ods_code": "", "email": ""},
+    "camhs": {"status": ""},
+    "amhs_threshold": "",
+    "request": "",
+    "reason": "",
+    "preferences": {"setting": ""},
+    "consent": {"gillick": ""},
+}
+
+
+async def test_blank_optional_fields_are_absent_not_422(client, staff_headers, session):
+    body = {"channel": "phone", **BLANK_OPTIONAL_FIELDS}
+    body["person"] = {**body["person"], "given_name": "Sam", "family_name": "Blank"}
+    response = await client.post("/v1/referrals", json=body, headers=staff_headers())
+    assert response.status_code == 201, response.text
+
+
+async def test_blank_optional_fields_in_a_self_referral(client):
+    body = {
+        **{k: v for k, v in BLANK_OPTIONAL_FIELDS.items() if k != "referrer"},
+        "referrer": {"type": "self", "name": "", "phone": "07700 900111", "email": ""},
+        "website": "",
+    }
+    response = await client.post("/v1/self-referrals", json=body)
+    assert response.status_code == 201, response.text
+
+
+def test_blank_is_the_default_for_every_optional_request_field():
+    from app.schemas.case import AllocateRequest, CloseRequest, ContactRequest, SupporterCreate
+    from app.schemas.referral import PhoneReferralCreate
+
+    body = PhoneReferralCreate.model_validate({"channel": "phone", **BLANK_OPTIONAL_FIELDS})
+    assert body.person.date_of_birth is None and body.person.nhs_number is None
+    assert body.person.given_name is None and body.reason is None
+    assert body.referrer.ods_code is None and body.preferences.setting is None
+    assert (
+        body.camhs.status
+        == PhoneReferralCreate.model_validate(
+            {"channel": "phone", "referrer": {"type": "self"}}
+        ).camhs.status
+    )
+    contact = ContactRequest.model_validate(
+        {"contact_type": "advice", "method": "", "contacted_at": "", "reason": "  "}
+    )
+    assert (contact.method, contact.contacted_at, contact.reason) == (None, None, None)
+    assert AllocateRequest.model_validate({"key_worker_id": "w-1", "reason": ""}).reason is None
+    assert CloseRequest.model_validate({"outcome": "declined", "reason": ""}).reason is None
+    supporter = SupporterCreate.model_validate(
+        {"kind": "worker", "worker_id": "w-2", "team_queue_id": "", "role": ""}
+    )
+    assert (supporter.team_queue_id, supporter.role) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/referrals", {"channel": "phone", "referrer": {"type": ""}}, "referrer.type"),
+        ("/v1/referrals", {"channel": "", "referrer": {"type": "self"}}, "channel"),
+    ],
+)
+async def test_a_blank_required_field_is_still_named(client, staff_headers, path, body, field):
+    response = await client.post(path, json=body, headers=staff_headers())
+    assert response.status_code == 422
+    assert field in [e["field"] for e in response.json()["errors"]]

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from app.schemas.common import MultiLine, ReasonText, SingleLine
+from app.schemas.common import BlankIsAbsent, MultiLine, ReasonText, SingleLine
 from app.triage.decision import ThriveGrouping
 
 CaseStatus = Literal["waiting", "allocated", "contacted", "active", "on_hold", "closed"]
@@ -66,7 +66,7 @@ class CaseOutcome(StrEnum):
     NOT_CONTACTABLE = "not_contactable"
 
 
-class StrictModel(BaseModel):
+class StrictModel(BlankIsAbsent):
     model_config = ConfigDict(extra="forbid")
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from nhs_number import is_valid as nhs_number_is_valid  # type: ignore[attr-defined]
-from pydantic import AfterValidator, BeforeValidator, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, StringConstraints, model_validator
 
 from app.triage.postcodes import normalise_postcode
 
@@ -51,6 +51,33 @@ def _blank_to_none(value: object) -> object:
     if isinstance(value, str) and not value.strip():
         return None
     return value
+
+
+class BlankIsAbsent(BaseModel):
+    """A request body in which ``""`` (or only spaces) for an optional field means the field
+    was left out: forms and clients send empty strings for unanswered questions, and
+    ``"date_of_birth": ""`` is "not given", not a 422. The field then takes its default.
+
+    Only optional fields (those with a default): a required field keeps its blank value and
+    fails validation naming the field. Base of every request body (``StrictModel``).
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_absent(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        blank: list[str] = []
+        for name, field in cls.model_fields.items():
+            if field.is_required():
+                continue
+            for key in {name, field.alias or name}:
+                value = data.get(key)
+                if isinstance(value, str) and not value.strip():
+                    blank.append(key)
+        if not blank:
+            return data
+        return {k: v for k, v in data.items() if k not in blank}
 
 
 Name = Annotated[

@@ -18,6 +18,7 @@ from app.schemas.common import (
     AGENCIES_MAX_ITEMS,
     EARLIEST_DATE_OF_BIRTH,
     NEEDS_MAX_ITEMS,
+    BlankIsAbsent,
     DirectoryId,
     Email,
     Name,
@@ -44,7 +45,7 @@ from app.triage.facts import (
 LONDON = ZoneInfo("Europe/London")
 
 
-class StrictModel(BaseModel):
+class StrictModel(BlankIsAbsent):
     model_config = ConfigDict(extra="forbid")
 
 
