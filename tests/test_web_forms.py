@@ -16,10 +16,20 @@ import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import FormData
 
 from app.content import CRISIS_CONTACTS
+from app.errors import Unprocessable
 from app.models import AuditEvent, Referral, TriageDecision
 from app.ratelimit import SelfReferralLimiter
+from app.services import intake
+from app.web import public
+from app.web.forms import (
+    FIELD_FOR_LOCATION,
+    MISSING_LABELS,
+    SELF_REFERRAL_ORDER,
+    parse_self_referral,
+)
 from tests.conftest import count_rows
 from tests.factories import (
     referral_body,
@@ -191,9 +201,10 @@ async def test_invalid_submission_shows_error_summary_and_keeps_answers(
         ("#referrer_type", "Select who is filling in this form"),
         ("#postcode", "Enter a full UK postcode, like NR1 3AB"),
         ("#self_harm", "Select an answer about hurting yourself"),
-        ("#consent_share", "Select yes if we can share your referral"),
     ]:
         assert f'<a href="{anchor}">{message}</a>' in summary
+    # The sharing question is optional: left blank, it is no error.
+    assert "#consent_share" not in summary
     # In the order of the page.
     assert (
         summary.index("#referrer_type") < summary.index("#postcode") < summary.index("#self_harm")
@@ -238,18 +249,254 @@ async def test_bad_nhs_number_is_an_error_not_stored(
 ) -> None:
     response = await submit_self(client, self_form(nhs_number="999 000 0011"))
     assert response.status_code == 422
-    assert '<a href="#nhs_number">Enter a 10 digit NHS number' in response.text
+    # Said so a young person can act on it: what the number looks like and where to find it.
+    assert (
+        '<a href="#nhs_number">Check your NHS number: it is 10 digits, on a letter from your GP '
+        "or in the NHS App. Leave it blank if you do not know it.</a>"
+    ) in response.text
+    assert "Modulus" not in response.text and "check digit" not in response.text
+    # The wrong number is shown back only in its own box, to be corrected.
+    assert response.text.count("999 000 0011") == 1
     assert await count_rows(session, "referrals") == 0
 
 
 async def test_in_danger_with_errors_shows_999_before_the_errors(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    response = await submit_self(client, self_form(immediate_danger="yes", given_name=""))
-    assert response.status_code == 422
+    # A form that cannot be accepted (here: sent without its CSRF token) is shown again with
+    # the 999 guidance before the list of problems.
+    response = await client.post("/refer", data=self_form(immediate_danger="yes", given_name=""))
+    assert response.status_code == 403
     html = response.text
     assert html.index('id="danger-now-first"') < html.index("nhsuk-error-summary")
     assert re.search(r'name="immediate_danger" type="checkbox" value="yes"\s*checked', html)
+    # Sent properly, "in danger now" with a question unanswered is urgency A: stored at once.
+    sent = await submit_self(client, self_form(immediate_danger="yes", given_name=""))
+    assert sent.status_code == 303
+    page = (await client.get("/refer/confirmation")).text
+    assert "Call 999 now if you are in danger" in page
+    [(referral, decision)] = await referrals(session)
+    assert decision.urgency_code == "A"
+    assert referral.incomplete_fields == ["person.given_name"]
+
+
+# Urgent answers are never lost (issue 11, item 3) ------------------------------------------------
+
+
+def _summary_links(html: str) -> list[tuple[str, str]]:
+    if "nhsuk-error-summary" not in html:
+        return []
+    summary = html[html.index("nhsuk-error-summary") : html.index("<h1>")]
+    return re.findall(r'<li><a href="([^"]+)">([^<]+)</a>', summary)
+
+
+async def test_urgent_answers_with_the_sharing_question_blank_are_stored(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """The measured defect: "I feel I might act on these thoughts soon" with the sharing
+    question blank was an error page and nothing was stored."""
+    response = await submit_self(client, self_form(suicidal="intent", consent_share=None))
+    assert response.status_code == 303, _summary_links(response.text)
+    page = (await client.get("/refer/confirmation")).text
+    assert page.index('id="crisis-contacts"') < page.index('id="referral-sent"')
+    [(referral, decision)] = await referrals(session)
+    assert referral.reference in page
+    assert decision.urgency_code == "B"
+    # Not asked is not "no": the sharing answer is recorded as not given.
+    assert referral.normalised["consent"]["to_share"] is None
+    assert referral.incomplete_fields == []
+
+
+async def test_urgent_but_incomplete_referral_keeps_what_is_valid(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    form = self_form(
+        suicidal="intent",
+        referrer_type=None,
+        given_name="",
+        dob_day="31",
+        dob_month="2",
+        dob_year="2010",
+        nhs_number="999 000 0011",
+        postcode="not a postcode",
+        self_harm=None,
+        safeguarding_concern=None,
+        consent_share=None,
+    )
+    response = await submit_self(client, form)
+    assert response.status_code == 303
+    page = (await client.get("/refer/confirmation")).text
+
+    [(referral, decision)] = await referrals(session)
+    assert decision.urgency_code == "B"
+    assert referral.incomplete_fields == [
+        "person.date_of_birth",
+        "person.given_name",
+        "person.nhs_number",
+        "person.postcode",
+        "referrer.type",
+        "risk.safeguarding_concern",
+        "risk.self_harm",
+    ]
+    person = referral.normalised["person"]
+    # What was valid is kept; what was not is dropped, never stored.
+    assert person["family_name"] == "Webform" and person["phone"] == "07700 900982"
+    assert person["nhs_number"] is None and person["date_of_birth"] is None
+    assert person["postcode"] is None
+    assert "9990000011" not in str(referral.raw_payload)
+    assert referral.reason and referral.normalised["needs"] == ["anxiety", "school"]
+    # Unanswered risk questions are "not asked", never "none".
+    assert referral.normalised["risk"]["self_harm"] is None
+    assert decision.input_snapshot["risk"]["self_harm"] is None
+    assert decision.input_snapshot["risk"]["suicidal"] == "intent"
+    assert "self_harm" in decision.output["risk_not_answered"]
+
+    # Crisis contacts first, then that it was received (with the reference), then what is
+    # missing, without showing back what was typed.
+    crisis, received = page.index('id="crisis-contacts"'), page.index('id="referral-sent"')
+    missing = page.index('id="referral-missing"')
+    assert crisis < received < missing
+    assert "We have received your referral" in page
+    assert referral.reference in page[received:missing]
+    listed = page[missing : page.index("</div>", missing)]
+    for question in (
+        "Who is filling in this form",
+        "First name",
+        "Date of birth",
+        "Postcode",
+        "NHS number",
+        "Have you hurt yourself on purpose?",
+        "Is anyone hurting you, or making you feel unsafe?",
+    ):
+        assert f"<li>{question}</li>" in listed
+    for typed in ("999 000 0011", "9990000011", "not a postcode", "31"):
+        assert typed not in listed
+    assert "999 000 0011" not in page and "not a postcode" not in page
+    assert "within 4 hours" in page
+
+
+async def test_urgent_with_no_way_to_contact_says_so_honestly(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    response = await submit_self(client, self_form(self_harm="current", phone="", email=""))
+    assert response.status_code == 303
+    page = (await client.get("/refer/confirmation")).text
+    [(referral, decision)] = await referrals(session)
+    assert decision.urgency_code in ("A", "B", "C")
+    assert "no_contact_route" in decision.output["urgency"]["flags"]
+    assert referral.incomplete_fields == ["person.email", "person.phone"]
+    assert "<li>A phone number or email address, so we can contact you</li>" in page
+    assert "We have no way to contact you" in page
+    assert "no way to contact you" in page[page.index('id="next-steps"') :]
+    # No promise of a call that cannot happen.
+    assert "will try to contact you" not in page and "will contact you" not in page
+    assert page.index('id="crisis-contacts"') < page.index('id="referral-sent"')
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        {"suicidal": "thoughts", "given_name": ""},
+        {"suicidal": None, "self_harm": None},
+        {"phone": "", "email": ""},
+        {"nhs_number": "999 000 0011"},
+    ],
+)
+async def test_below_urgency_c_errors_are_shown_and_nothing_is_stored(
+    client: httpx.AsyncClient, session: AsyncSession, answers: dict[str, Any]
+) -> None:
+    response = await submit_self(client, self_form(**answers))
+    assert response.status_code == 422
+    assert _summary_links(response.text)
+    assert await count_rows(session, "referrals") == 0
+    assert await count_rows(session, "persons") == 0
+
+
+@pytest.mark.parametrize(
+    ("answers", "anchor", "message"),
+    [
+        (
+            {"safeguarding_concern": None},
+            "#safeguarding_concern",
+            "Select yes if anyone is hurting you or making you feel unsafe",
+        ),
+        (
+            {"given_name": "Sa\x01m"},
+            "#given_name",
+            "First name has a character we cannot store: type it again instead of pasting it",
+        ),
+        (
+            {"reason": "Worried\x00"},
+            "#reason",
+            "What has been happening has a character we cannot store: type it again instead of "
+            "pasting it",
+        ),
+        (
+            {"suicidal": "tampered"},
+            "#suicidal",
+            "Select an answer about thoughts of ending your life",
+        ),
+    ],
+)
+async def test_every_error_says_what_to_do_for_its_answer(
+    client: httpx.AsyncClient, answers: dict[str, str], anchor: str, message: str
+) -> None:
+    """The measured defect: a blank "Is anyone hurting you" also gave "Check this answer",
+    linked to the top of the page, and a pasted control character in a name only that."""
+    response = await submit_self(client, self_form(**answers))
+    assert response.status_code == 422
+    links = _summary_links(response.text)
+    assert (anchor, message.replace("'", "&#39;")) in links
+    assert len(links) == 1, links
+    assert "Check this answer" not in response.text
+    assert "#maincontent" not in [href for href, _ in links]
+
+
+def test_every_answer_the_form_sends_has_its_own_field_and_message() -> None:
+    """No pydantic error on the self-referral form can fall back to a generic message: every
+    field path the form fills in belongs to a field on the page."""
+    parsed = parse_self_referral(FormData(list(_flat(self_form(referrer_type="parent_carer")))))
+    assert parsed.ok, parsed.errors
+
+    def paths(data: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+        found = []
+        for key, value in data.items():
+            if isinstance(value, dict) and value:
+                found += paths(value, (*prefix, key))
+            else:
+                found.append((*prefix, key))
+        return found
+
+    for location in paths(parsed.data):
+        key = FIELD_FOR_LOCATION.get(location)
+        assert key is not None, location
+        assert key in SELF_REFERRAL_ORDER, key
+        assert key in MISSING_LABELS, key
+
+
+def _flat(form: dict[str, Any]) -> list[tuple[str, str]]:
+    items: list[tuple[str, str]] = []
+    for key, value in form.items():
+        for one in value if isinstance(value, list) else [value]:
+            items.append((key, one))
+    return items
+
+
+async def test_a_domain_error_after_a_write_commits_nothing(
+    client: httpx.AsyncClient, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page that catches a domain error rolls back: nothing half-written is committed."""
+    real = intake.submit_referral
+
+    async def write_then_refuse(*args: Any, **kwargs: Any) -> Any:
+        await real(*args, **kwargs)
+        raise Unprocessable("refused after writing", field="person")
+
+    monkeypatch.setattr(public, "submit_referral", write_then_refuse)
+    response = await submit_self(client, self_form())
+    assert response.status_code == 422
+    for table in ("referrals", "persons", "cases", "triage_decisions"):
+        assert await count_rows(session, table) == 0, table
 
 
 async def test_parent_or_carer_can_refer(client: httpx.AsyncClient, session: AsyncSession) -> None:

@@ -9,6 +9,7 @@ Messages never repeat what was typed.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -80,7 +81,39 @@ FIELD_FOR_LOCATION: dict[tuple[str, ...], str] = {
     ("needs",): "needs",
     ("consent", "gillick", "assessed_by"): "gillick_assessed_by",
     ("consent", "gillick", "assessed_on"): "gillick_date",
+    ("consent", "gillick", "outcome"): "gillick_outcome",
+    ("consent", "gillick"): "gillick_outcome",
+    ("consent", "to_referral"): "referral_agreed",
+    ("consent", "to_share"): "consent_share",
+    ("consent", "parent_carer_aware"): "parent_carer_aware",
+    ("referrer", "type"): "referrer_type",
+    ("person", "send"): "send",
+    ("person", "looked_after"): "looked_after",
+    ("camhs", "status"): "camhs_status",
+    ("camhs", "transition_planned"): "camhs_transition",
+    ("amhs_threshold",): "amhs_threshold",
+    ("request",): "request",
+    ("risk", "immediate_danger"): "immediate_danger",
+    ("risk", "suicidal"): "suicidal",
+    ("risk", "self_harm"): "self_harm",
+    ("risk", "harm_to_others"): "harm_to_others",
+    ("risk", "safeguarding_concern"): "safeguarding_concern",
+    ("risk", "supported"): "supported",
+    ("preferences", "setting"): "setting",
 }
+# The other way round: the API field path each form field fills in (``incomplete_fields``).
+FIELD_PATHS: dict[str, tuple[str, ...]] = {
+    key: (".".join(location),) for location, key in FIELD_FOR_LOCATION.items() if len(location) < 3
+}
+FIELD_PATHS.update(
+    {
+        "gillick_outcome": ("consent.gillick",),
+        "gillick_assessed_by": ("consent.gillick",),
+        "gillick_date": ("consent.gillick",),
+        # "Give us a way to contact you": none of the contact details was given.
+        "contact": ("person.phone", "person.email"),
+    }
+)
 LABELS: dict[str, str] = {
     "given_name": "First name",
     "family_name": "Last name",
@@ -89,9 +122,46 @@ LABELS: dict[str, str] = {
     "gillick_assessed_by": "Who assessed Gillick competence",
     "reason": "What has been happening",
 }
+# Said to the young person or their parent: what the number is and where to find it (nobody
+# outside the NHS knows what a check digit is). Staff pages use STAFF_FORMAT_MESSAGES.
+NHS_NUMBER_MESSAGE = (
+    "Check your NHS number: it is 10 digits, on a letter from your GP or in the NHS App. "
+    "Leave it blank if you do not know it."
+)
+STAFF_NHS_NUMBER_MESSAGE = (
+    "Enter a 10 digit NHS number, like 999 000 0018, exactly as it is on the record "
+    "(one digit typed wrongly makes it invalid)"
+)
+# For a question answered with an option the form does not offer (a tampered or stale form).
+CHOICE_MESSAGES: dict[str, str] = {
+    "referrer_type": "Select who is filling in this form",
+    "request": "Select what you would like from us",
+    "immediate_danger": "Tick the box only if you are in danger now, or have hurt yourself badly",
+    "suicidal": "Select an answer about thoughts of ending your life",
+    "self_harm": "Select an answer about hurting yourself",
+    "harm_to_others": "Select an answer about hurting someone else",
+    "safeguarding_concern": "Select yes if anyone is hurting you or making you feel unsafe",
+    "supported": "Select whether there is someone who can support you",
+    "consent_share": "Select yes or no, or leave this question blank",
+    "referral_agreed": "Select yes, no or I'm not sure, or leave this question blank",
+    "parent_carer_aware": "Select an answer, or leave this question blank",
+    "send": "Select yes, no or I'm not sure, or leave this question blank",
+    "looked_after": "Select yes or no, or leave this question blank",
+    "camhs_status": "Select an answer about CAMHS, or leave this question blank",
+    "camhs_transition": "Tick the box only if planning your move to adult services has started",
+    "setting": "Select where you would like to be seen, or leave this question blank",
+    "amhs_threshold": "Select whether the adult mental health services threshold is met",
+    "gillick_outcome": "Select the outcome of the Gillick assessment",
+}
+# Text that holds a character the service cannot store (NUL, other control characters).
+UNREADABLE_TEXT = "{label} has a character we cannot store: type it again instead of pasting it"
+# A problem with an answer the page does not show (it cannot happen with the form as served).
+FORM_MESSAGE = (
+    "Some answers could not be read. Check your answers and select 'Send my referral' again."
+)
 FORMAT_MESSAGES: dict[str, str] = {
     "postcode": "Enter a full UK postcode, like NR1 3AB",
-    "nhs_number": "Enter a 10 digit NHS number, like 999 000 0018, or leave it blank",
+    "nhs_number": NHS_NUMBER_MESSAGE,
     "phone": "Enter a phone number, like 07700 900 982",
     "referrer_phone": "Enter a phone number, like 07700 900 982",
     "email": "Enter an email address in the correct format, like name@example.com",
@@ -100,8 +170,53 @@ FORMAT_MESSAGES: dict[str, str] = {
     "dob": "Date of birth must be a real date",
     "gillick_date": "The date of the Gillick assessment must be a real date",
 }
+STAFF_FORMAT_MESSAGES: dict[str, str] = {
+    **FORMAT_MESSAGES,
+    "nhs_number": STAFF_NHS_NUMBER_MESSAGE,
+    "referrer_name": UNREADABLE_TEXT.format(label="Caller's name"),
+}
+STAFF_FORM_MESSAGE = "Some answers could not be read. Check the answers and submit again."
+# The form's questions, as the confirmation page lists what was not answered or could not be
+# used (the question only: what was typed is never shown back).
+MISSING_LABELS: dict[str, str] = {
+    "referrer_type": "Who is filling in this form",
+    "referrer_name": "Your name",
+    "referrer_phone": "Your phone number",
+    "referrer_email": "Your email address",
+    "given_name": "First name",
+    "family_name": "Last name",
+    "dob": "Date of birth",
+    "postcode": "Postcode",
+    "nhs_number": "NHS number",
+    "phone": "Phone number",
+    "email": "Email address",
+    "contact": "A phone number or email address, so we can contact you",
+    "needs": "What you would like support with",
+    "reason": "What has been happening",
+    "immediate_danger": "Are you safe right now?",
+    "suicidal": "Have you had thoughts about ending your life?",
+    "self_harm": "Have you hurt yourself on purpose?",
+    "harm_to_others": "Have you had thoughts about hurting someone else?",
+    "safeguarding_concern": "Is anyone hurting you, or making you feel unsafe?",
+    "supported": "Is there someone you trust who can support you right now?",
+    "request": "What would you like from us?",
+    "setting": "Where would you like to be seen?",
+    "consent_share": "Can we share your referral with other services that could help you?",
+    "referral_agreed": "Does the young person know about this and agree to it?",
+    "parent_carer_aware": "Does a parent or carer know you are asking for support?",
+    "looked_after": "Are you in care, or have you been adopted?",
+    "send": "Do you have special educational needs or a disability (SEND)?",
+    "camhs_status": "Have you had help from CAMHS before?",
+    "camhs_transition": "Moving to adult services",
+    "form": "Some other answers",
+}
 # Where each error key's summary link points (the first input of a group).
-ANCHORS: dict[str, str] = {"dob": "dob_day", "gillick_date": "gillick_day", "form": "maincontent"}
+ANCHORS: dict[str, str] = {
+    "dob": "dob_day",
+    "gillick_date": "gillick_day",
+    "contact": "phone",
+    "form": "maincontent",
+}
 
 
 @dataclass
@@ -112,11 +227,28 @@ class ParsedForm(Generic[ModelT]):
     errors: dict[str, str] = field(default_factory=dict)
     body: ModelT | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    # The API field paths pydantic refused (for ``incomplete_fields``; never their values).
+    invalid_paths: set[str] = field(default_factory=set)
+    # With errors: the body built from the valid answers only, and its data (see ``salvage``).
+    partial: ModelT | None = None
+    partial_data: dict[str, Any] = field(default_factory=dict)
 
     def raw_payload(self) -> dict[str, Any]:
         """The body built from the form, as JSON-ready data (stored as the raw payload)."""
-        payload: dict[str, Any] = orjson.loads(orjson.dumps(self.data))
+        payload: dict[str, Any] = orjson.loads(orjson.dumps(self.data or self.partial_data))
         return payload
+
+    def incomplete_fields(self) -> list[str]:
+        """The API field paths left unanswered or not valid (``person.date_of_birth``…)."""
+        paths = set(self.invalid_paths)
+        for key in self.errors:
+            paths.update(FIELD_PATHS.get(key, ()))
+        return sorted(paths)
+
+    def missing(self, order: Iterable[str]) -> list[str]:
+        """The form fields with a problem, in page order (keys of ``MISSING_LABELS``)."""
+        position = {key: index for index, key in enumerate(order)}
+        return sorted(self.errors, key=lambda key: position.get(key, len(position)))
 
     @property
     def ok(self) -> bool:
@@ -214,11 +346,17 @@ class _Reader:
         return typed
 
 
-def _validation_messages(exc: ValidationError) -> dict[str, str]:
-    """Pydantic's errors as form messages keyed by field id (the first error per field)."""
+def _validation_messages(
+    exc: ValidationError, *, staff: bool = False
+) -> tuple[dict[str, str], set[str]]:
+    """Pydantic's errors as form messages keyed by field id (the first error per field), each
+    saying what to do about that answer, and the API field paths that were not valid."""
+    formats = STAFF_FORMAT_MESSAGES if staff else FORMAT_MESSAGES
     messages: dict[str, str] = {}
+    paths: set[str] = set()
     for error in exc.errors():
         location = tuple(str(part) for part in error["loc"] if not isinstance(part, int))
+        paths.add(".".join(location))
         key = FIELD_FOR_LOCATION.get(location)
         if key is None:
             # A field the form does not show: report it on the nearest thing the person can see.
@@ -228,28 +366,76 @@ def _validation_messages(exc: ValidationError) -> dict[str, str]:
         kind = error.get("type", "")
         context = error.get("ctx") or {}
         message = str(error.get("msg", ""))
+        label = LABELS.get(key, "This answer")
         if kind == "string_too_long" and "max_length" in context:
-            label = LABELS.get(key, "This answer")
             messages[key] = f"{label} must be {context['max_length']} characters or fewer"
         elif key == "dob" and "future" in message:
             messages[key] = "Date of birth must be in the past"
         elif key == "dob" and "1900" in message:
             messages[key] = "Date of birth must be after 1 January 1900"
+        elif key in formats:
+            messages[key] = formats[key]
+        elif key in LABELS:
+            messages[key] = UNREADABLE_TEXT.format(label=label)
+        elif key in CHOICE_MESSAGES:
+            messages[key] = CHOICE_MESSAGES[key]
         else:
-            messages[key] = FORMAT_MESSAGES.get(key, "Check this answer")
-    return messages
+            messages[key] = STAFF_FORM_MESSAGE if staff else FORM_MESSAGE
+    return messages, paths
 
 
-def _validate(model: type[ModelT], data: dict[str, Any], parsed: ParsedForm[ModelT]) -> None:
+def _validate(
+    model: type[ModelT], data: dict[str, Any], parsed: ParsedForm[ModelT], *, staff: bool = False
+) -> None:
     try:
         body = model.model_validate(data)
     except ValidationError as exc:
-        for key, message in _validation_messages(exc).items():
+        messages, paths = _validation_messages(exc, staff=staff)
+        for key, message in messages.items():
             parsed.errors.setdefault(key, message)
+        parsed.invalid_paths.update(paths)
         return
     parsed.data = data
     if not parsed.errors:
         parsed.body = body
+
+
+# Enough passes to drop every invalid answer (each pass reports every error it finds).
+SALVAGE_PASSES = 3
+
+
+def _drop(data: dict[str, Any], location: tuple[Any, ...]) -> bool:
+    """Remove the answer at ``location`` (a whole list if the error is in one of its items)."""
+    parts = [part for part in location if not isinstance(part, int)]
+    node: Any = data
+    for part in parts[:-1]:
+        if not isinstance(node, dict) or not isinstance(node.get(part), dict):
+            return False
+        node = node[part]
+    if not parts or not isinstance(node, dict) or parts[-1] not in node:
+        return False
+    del node[parts[-1]]
+    return True
+
+
+def salvage(model: type[ModelT], parsed: ParsedForm[ModelT], data: dict[str, Any]) -> None:
+    """Keep what is valid, drop what is not: the body the valid answers make on their own.
+
+    Used when answers that must not be lost (urgency C or above) come with other answers
+    missing or invalid. Sets ``parsed.partial`` (None if the valid parts still do not make a
+    body) and ``parsed.partial_data``.
+    """
+    remaining = copy.deepcopy(data)
+    for _ in range(SALVAGE_PASSES):
+        try:
+            parsed.partial = model.model_validate(remaining)
+        except ValidationError as exc:
+            dropped = [_drop(remaining, tuple(error["loc"])) for error in exc.errors()]
+            if not any(dropped):
+                return
+            continue
+        parsed.partial_data = remaining
+        return
 
 
 def _person(reader: _Reader, *, required: bool) -> dict[str, Any]:
@@ -269,45 +455,45 @@ def _person(reader: _Reader, *, required: bool) -> dict[str, Any]:
 
 
 def _risk(reader: _Reader, *, kind: str) -> dict[str, Any]:
-    """The risk answers; on the public form each question must be answered (never assumed)."""
+    """The risk answers; each question must be answered (never assumed).
+
+    A question left unanswered is left out of the body, so intake records it as *not asked*
+    (never as "no"); the form still asks for the answer unless the referral is urgent.
+    """
     you = kind == "self"
-    return {
+    answers: dict[str, Any] = {
+        # A single tick box everyone is shown: not ticking it is the answer "no".
         "immediate_danger": reader.flag("immediate_danger"),
         "suicidal": reader.choice(
             "suicidal",
             SUICIDAL,
-            "Select an answer about thoughts of ending your life"
-            if you
-            else "Select an answer about suicidal thoughts",
-        )
-        or "none",
+            CHOICE_MESSAGES["suicidal"] if you else "Select an answer about suicidal thoughts",
+        ),
         "self_harm": reader.choice(
             "self_harm",
             SELF_HARM,
-            "Select an answer about hurting yourself"
-            if you
-            else "Select an answer about self-harm",
-        )
-        or "none",
+            CHOICE_MESSAGES["self_harm"] if you else "Select an answer about self-harm",
+        ),
         "harm_to_others": reader.choice(
             "harm_to_others",
             HARM_TO_OTHERS,
-            "Select an answer about hurting someone else"
-            if you
-            else "Select an answer about harm to others",
-        )
-        or "none",
+            CHOICE_MESSAGES["harm_to_others"] if you else "Select an answer about harm to others",
+        ),
         "safeguarding_concern": reader.yes_no(
-            "safeguarding_concern", "Select yes if anyone is hurting you or making you feel unsafe"
+            "safeguarding_concern", CHOICE_MESSAGES["safeguarding_concern"]
         )
         if you
         else reader.flag("safeguarding_concern"),
         "supported": reader.yes_no(
             "supported",
-            "Select whether there is someone who can support you"
-            if you
-            else "Select whether they have support around them",
+            CHOICE_MESSAGES["supported"] if you else "Select whether they have support around them",
         ),
+    }
+    # "I'm not sure" about support is an answer (unknown), kept as None like an unanswered one.
+    return {
+        question: answer
+        for question, answer in answers.items()
+        if answer is not None or question == "supported"
     }
 
 
@@ -329,15 +515,17 @@ def parse_self_referral(form: FormData) -> ParsedForm[SelfReferralCreate]:
     person = _person(reader, required=True)
     if not (person["phone"] or person["email"] or referrer.get("phone") or referrer.get("email")):
         reader.errors.setdefault(
-            "phone", "Enter a phone number or an email address so we can contact you"
+            "contact", "Enter a phone number or an email address so we can contact you"
         )
-    person["send"] = reader.yes_no("send") is True
-    person["looked_after"] = reader.yes_no("looked_after") is True
+    # Optional questions: unanswered (or "I'm not sure") is not said, never "no".
+    person["send"] = reader.yes_no("send")
+    person["looked_after"] = reader.yes_no("looked_after")
     camhs_status = reader.choice("camhs_status", CAMHS_STATUSES) or "unknown"
     request_kind = reader.choice("request", REQUESTS, "Select what you would like from us")
     risk = _risk(reader, kind="self")
     setting = reader.choice("setting", SETTINGS)
-    to_share = reader.yes_no("consent_share", "Select yes if we can share your referral")
+    # Optional: a blank answer means "ask me first", never a reason to hold a referral back.
+    to_share = reader.yes_no("consent_share")
     data: dict[str, Any] = {
         "referrer": referrer,
         "person": person,
@@ -360,6 +548,8 @@ def parse_self_referral(form: FormData) -> ParsedForm[SelfReferralCreate]:
     }
     parsed: ParsedForm[SelfReferralCreate] = ParsedForm(values=values, errors=reader.errors)
     _validate(SelfReferralCreate, data, parsed)
+    if parsed.errors:
+        salvage(SelfReferralCreate, parsed, data)
     return parsed
 
 
@@ -378,8 +568,9 @@ def parse_phone_referral(form: FormData, *, required: bool) -> ParsedForm[PhoneR
     if required and not (person["given_name"] or person["family_name"] or person["nhs_number"]):
         reader.errors.setdefault("given_name", "Enter the young person's name or NHS number")
     flags = reader.many("person_flags", ("send", "looked_after"))
-    person["send"] = "send" in flags
-    person["looked_after"] = "looked_after" in flags
+    # Ticked: said. Not ticked: not said (for a known person, triage reads their record).
+    person["send"] = True if "send" in flags else None
+    person["looked_after"] = True if "looked_after" in flags else None
     camhs_status = reader.choice("camhs_status", CAMHS_STATUSES) or "unknown"
     gillick: dict[str, Any] | None = None
     gillick_outcome = reader.choice("gillick_outcome", GILLICK_OUTCOMES)
@@ -424,7 +615,7 @@ def parse_phone_referral(form: FormData, *, required: bool) -> ParsedForm[PhoneR
         },
     }
     parsed: ParsedForm[PhoneReferralCreate] = ParsedForm(values=values, errors=reader.errors)
-    _validate(PhoneReferralCreate, data, parsed)
+    _validate(PhoneReferralCreate, data, parsed, staff=True)
     return parsed
 
 
@@ -434,14 +625,20 @@ SELF_REFERRAL_ORDER = (
     "referrer_name",
     "referrer_phone",
     "referrer_email",
+    "referral_agreed",
+    "parent_carer_aware",
     "given_name",
     "family_name",
     "dob",
     "postcode",
     "nhs_number",
+    "looked_after",
+    "send",
+    "camhs_status",
+    "camhs_transition",
     "phone",
+    "contact",
     "email",
-    "request",
     "needs",
     "reason",
     "immediate_danger",
@@ -450,6 +647,8 @@ SELF_REFERRAL_ORDER = (
     "harm_to_others",
     "safeguarding_concern",
     "supported",
+    "request",
+    "setting",
     "consent_share",
     "form",
 )
@@ -521,7 +720,9 @@ def parse_person_search(form: FormData) -> PersonSearch:
         try:
             setattr(search, name, adapter.validate_python(reader.text(name)))
         except ValidationError:
-            message = FORMAT_MESSAGES.get(name, f"{LABELS.get(name, 'This answer')} is too long")
+            message = STAFF_FORMAT_MESSAGES.get(
+                name, f"{LABELS.get(name, 'This answer')} is too long"
+            )
             if name in LABELS:
                 message = f"{LABELS[name]} must be {NAME_MAX_CHARS} characters or fewer"
             reader.errors.setdefault(name, message)

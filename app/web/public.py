@@ -9,9 +9,11 @@ not the URL, so the reference is not left in browser history or server logs.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,10 +24,17 @@ from app.errors import IdempotencyKeyReused, TooManyRequests, Unprocessable
 from app.ratelimit import limit_self_referrals
 from app.schemas.referral import SelfReferralCreate
 from app.security import PUBLIC
-from app.services.intake import IntakeResult, submit_referral
-from app.triage import Ruleset
+from app.services.intake import IntakeResult, facts_from, submit_referral
+from app.triage import Ruleset, evaluate
 from app.triage.decision import RouteKind, UrgencyCode
-from app.web.forms import NEEDS, SELF_REFERRAL_ORDER, ParsedForm, parse_self_referral
+from app.triage.urgency import NO_CONTACT_ROUTE
+from app.web.forms import (
+    MISSING_LABELS,
+    NEEDS,
+    SELF_REFERRAL_ORDER,
+    ParsedForm,
+    parse_self_referral,
+)
 from app.web.signing import (
     CONFIRMATION_COOKIE,
     CSRF_FIELD,
@@ -37,6 +46,7 @@ from app.web.signing import (
 from app.web.templating import render
 
 router = APIRouter(include_in_schema=False)
+log = structlog.get_logger(__name__)
 
 # How long the confirmation page can be reopened (it shows the reference and, when urgent, the
 # crisis contacts); after that it is gone from a shared device.
@@ -133,19 +143,40 @@ async def refer_submit(
             status_code=422,
         )
     parsed = parse_self_referral(form)
-    if not parsed.ok or parsed.body is None:
-        return _form_page(request, parsed=parsed, status_code=422)
+    body = parsed.body if parsed.ok else None
+    missing: list[str] = []
+    incomplete: list[str] = []
+    if body is None:
+        # Urgent answers are never lost: at urgency C or above what is valid is stored now,
+        # marked incomplete, instead of sending the young person back to the form.
+        body = urgent_partial(parsed, ruleset, clock.now())
+        if body is None:
+            return _form_page(request, parsed=parsed, status_code=422)
+        missing = parsed.missing(SELF_REFERRAL_ORDER)
+        incomplete = parsed.incomplete_fields()
 
     submission_id = parsed.values.get("submission_id")
     key = f"web-form:{submission_id}" if _valid_uuid(submission_id) else None
     try:
-        result = await _submit(session, parsed, ruleset, clock.now(), key)
-    except IdempotencyKeyReused:
-        # The same form sent again with changed answers (back button): a new referral.
-        result = await _submit(session, parsed, ruleset, clock.now(), None)
+        try:
+            result = await _submit(session, parsed, body, incomplete, ruleset, clock.now(), key)
+        except IdempotencyKeyReused:
+            # The same form sent again with changed answers (back button): a new referral.
+            await session.rollback()
+            result = await _submit(session, parsed, body, incomplete, ruleset, clock.now(), None)
     except Unprocessable as exc:
+        # Nothing half-written is committed with the error page.
+        await session.rollback()
         return _form_page(request, parsed=parsed, errors={"form": exc.detail}, status_code=422)
 
+    if incomplete:
+        # Field names only, never what was typed.
+        log.info(
+            "web_referral_stored_incomplete",
+            referral_id=str(result.referral.id),
+            incomplete_fields=incomplete,
+        )
+    flags = result.decision.output.get("urgency", {}).get("flags", [])
     response = RedirectResponse("/refer/confirmation", status_code=303)
     response.set_cookie(
         CONFIRMATION_COOKIE,
@@ -155,28 +186,42 @@ async def refer_submit(
             urgency=result.decision.urgency_code,
             route=result.decision.route_kind,
             now=clock.now(),
+            missing=missing,
+            contact_route=NO_CONTACT_ROUTE not in flags,
         ),
         **cookie_options(settings, path="/refer"),
     )
     return response
 
 
+def urgent_partial(
+    parsed: ParsedForm[SelfReferralCreate], ruleset: Ruleset, now: datetime
+) -> SelfReferralCreate | None:
+    """The body made of the valid answers alone, when they reach urgency C or above."""
+    if parsed.partial is None:
+        return None
+    decision = evaluate(facts_from(parsed.partial, now), ruleset)
+    return parsed.partial if decision.urgency.code in URGENT_CODES else None
+
+
 async def _submit(
     session: AsyncSession,
     parsed: ParsedForm[SelfReferralCreate],
+    body: SelfReferralCreate,
+    incomplete: Sequence[str],
     ruleset: Ruleset,
     now: datetime,
     key: str | None,
 ) -> IntakeResult:
-    assert parsed.body is not None
     return await submit_referral(
         session,
-        body=parsed.body,
+        body=body,
         raw_payload=parsed.raw_payload(),
         actor=PUBLIC,
         ruleset=ruleset,
         now=now,
         idempotency_key=key,
+        incomplete_fields=incomplete,
     )
 
 
@@ -198,6 +243,8 @@ async def refer_confirmation(request: Request, settings: SettingsDep, clock: Clo
     except (KeyError, ValueError):
         return RedirectResponse("/refer", status_code=303)
     urgent = code in URGENT_CODES
+    missing = payload.get("missing") or []
+    contact_route = payload.get("contact_route", True) is not False
     return render(
         request,
         "refer/confirmation.html",
@@ -207,8 +254,11 @@ async def refer_confirmation(request: Request, settings: SettingsDep, clock: Clo
             "urgent": urgent,
             "in_danger": code is UrgencyCode.A,
             "crisis": crisis_block() if urgent else None,
-            "next_steps": next_steps(code, route, reference),
+            "next_steps": next_steps(code, route, reference, contact_route=contact_route),
             "signposted": route is RouteKind.SIGNPOST,
+            "contact_route": contact_route,
+            # What was not answered or could not be used, as the form's questions (no values).
+            "missing": [MISSING_LABELS[key] for key in missing if key in MISSING_LABELS],
         },
     )
 

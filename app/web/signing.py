@@ -15,6 +15,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -121,11 +122,29 @@ def csrf_valid(request: Request, submitted: str | None) -> bool:
 
 
 def confirmation_cookie(
-    settings: Settings, *, reference: str, urgency: str, route: str, now: datetime
+    settings: Settings,
+    *,
+    reference: str,
+    urgency: str,
+    route: str,
+    now: datetime,
+    missing: Sequence[str] = (),
+    contact_route: bool = True,
 ) -> str:
-    """What the confirmation page shows, signed, so the reference never appears in a URL."""
+    """What the confirmation page shows, signed, so the reference never appears in a URL.
+
+    ``missing`` names the form's questions left unanswered or not valid (never their values);
+    ``contact_route`` is False when the referral gave no way to contact anyone.
+    """
     return sign(
         settings,
         "confirmation",
-        {"reference": reference, "urgency": urgency, "route": route, "at": int(now.timestamp())},
+        {
+            "reference": reference,
+            "urgency": urgency,
+            "route": route,
+            "at": int(now.timestamp()),
+            "missing": list(missing),
+            "contact_route": contact_route,
+        },
     )
