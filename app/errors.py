@@ -7,18 +7,30 @@ Submitted values are never echoed back: they may be patient data.
 
 from __future__ import annotations
 
+import sqlite3
+import traceback
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# How long a client is asked to wait before retrying when the database is unavailable.
+RETRY_AFTER_SECONDS = 5
 
 
 class FrontDoorError(Exception):
@@ -185,19 +197,157 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+def _sqlstate(exc: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE of a driver error (asyncpg, or psycopg's ``pgcode``), if any."""
+    sqlstate = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    return sqlstate if isinstance(sqlstate, str) else None
+
+
 def _is_data_exception(exc: DBAPIError) -> bool:
     """SQLSTATE class 22 ("data exception": bad encoding, out of range, ...), on any driver."""
     if isinstance(exc, DataError):
         return True
-    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    return isinstance(sqlstate, str) and sqlstate.startswith("22")
+    sqlstate = _sqlstate(exc.orig) if exc.orig is not None else None
+    return sqlstate is not None and sqlstate.startswith("22")
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Render every error as problem JSON; never a stack trace."""
+# SQLSTATEs that mean "the database cannot do this now", not "this request is wrong": class 08
+# connection exceptions, 53 insufficient resources (too many connections, disk full), 57P01-03
+# admin/crash shutdown and "cannot connect now" (starting up, recovering), 57014 a statement
+# cancelled by statement_timeout, 55P03 a lock_timeout, 40001/40P01 a serialization failure or
+# deadlock that escaped, 25006 a write sent to a read-only server (a failover in progress).
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53")
+_UNAVAILABLE_SQLSTATES = frozenset(
+    {"57P01", "57P02", "57P03", "57014", "55P03", "40001", "40P01", "25006"}
+)
+# Raised as they are (not wrapped by SQLAlchemy): refused, reset and timed-out sockets
+# (ConnectionError and TimeoutError are OSErrors; asyncio.TimeoutError is TimeoutError), the pool
+# waiting too long for a connection, and the drivers' own connection and lock errors.
+_UNAVAILABLE_TYPES: tuple[type[BaseException], ...] = (
+    OSError,
+    PoolTimeoutError,
+    DisconnectionError,
+    OperationalError,
+    InterfaceError,
+    asyncpg.InterfaceError,
+    sqlite3.OperationalError,
+)
 
-    @app.exception_handler(FrontDoorError)
-    async def _frontdoor_error(request: Request, exc: FrontDoorError) -> JSONResponse:
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database could not be reached or could not serve the request
+    in time, so that a retry may succeed (503), rather than a fault in the service (500).
+
+    Looks through SQLAlchemy's wrapper (``orig``), explicit causes (``raise ... from``) and
+    exception groups (all of whose members must be unavailability).
+    """
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, BaseExceptionGroup):
+            return all(is_database_unavailable(inner) for inner in current.exceptions)
+        if isinstance(current, _UNAVAILABLE_TYPES):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        sqlstate = _sqlstate(current)
+        if sqlstate is not None and (
+            sqlstate in _UNAVAILABLE_SQLSTATES or sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
+        ):
+            return True
+        for inner in (getattr(current, "orig", None), current.__cause__):
+            if isinstance(inner, BaseException):
+                pending.append(inner)
+    return False
+
+
+def _error_types(exc: BaseException) -> str:
+    """``DBAPIError<ConnectionResetError>``: the classes involved, never their messages."""
+    names = [type(exc).__name__]
+    inner = getattr(exc, "orig", None) or exc.__cause__
+    if isinstance(inner, BaseException) and inner is not exc:
+        names.append(type(inner).__name__)
+        deeper = inner.__cause__
+        if isinstance(deeper, BaseException):
+            names.append(type(deeper).__name__)
+    return "<".join(names)
+
+
+def database_unavailable_response(request: Request, exc: BaseException) -> JSONResponse:
+    """503 with ``Retry-After``: the database could not be reached or did not answer in time."""
+    inner = getattr(exc, "orig", None) or exc.__cause__
+    log.error(
+        "database_unavailable",
+        error_type=_error_types(exc),
+        sqlstate=_sqlstate(inner) if inner is not None else _sqlstate(exc),
+    )
+    return problem(
+        request,
+        status=503,
+        type_="database_unavailable",
+        title="Service temporarily unavailable",
+        detail="Our database is unavailable just now, so this request was not completed. "
+        "Please retry shortly; a retry with the same Idempotency-Key is safe.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def internal_error_response(request: Request, exc: BaseException) -> JSONResponse:
+    """500 for a fault in the service; logged by type and raising line, never its message."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
+    # Log the exception class only: messages from drivers can contain submitted values.
+    log.error("unhandled_error", error_type=_error_types(exc), raised_at=where)
+    return problem(
+        request,
+        status=500,
+        type_="internal_error",
+        title="Internal error",
+        # Not "nothing was stored": the failure may come after the commit.
+        detail="Something went wrong on our side. Quote the request id if it happens again.",
+    )
+
+
+def payload_too_large_response(request: Request, max_body_bytes: int | None) -> JSONResponse:
+    """413; the connection is closed, as the rest of the body is left unread."""
+    limit = f" ({max_body_bytes} bytes)" if max_body_bytes else ""
+    return problem(
+        request,
+        status=413,
+        type_="payload_too_large",
+        title="Request body too large",
+        detail=f"The request body is larger than this service accepts{limit}.",
+        errors=[{"field": "body", "message": "too large", "type": "too_large"}],
+        headers={"Connection": "close"},
+    )
+
+
+def http_error_response(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 413:
+        return payload_too_large_response(request, getattr(exc, "max_body_bytes", None))
+    type_ = {
+        404: "not_found",
+        405: "method_not_allowed",
+        401: "unauthenticated",
+        403: "forbidden",
+    }.get(exc.status_code, "http_error")
+    return problem(
+        request,
+        status=exc.status_code,
+        type_=type_,
+        title=str(exc.detail),
+        detail=str(exc.detail),
+        headers=getattr(exc, "headers", None),
+    )
+
+
+def response_for_exception(request: Request, exc: Exception) -> JSONResponse:
+    """The one place an exception becomes a response (handlers and the outer middleware)."""
+    if isinstance(exc, FrontDoorError):
         return problem(
             request,
             status=exc.status_code,
@@ -208,6 +358,40 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=exc.headers,
             extra=exc.extra,
         )
+    if isinstance(exc, StarletteHTTPException):
+        return http_error_response(request, exc)
+    if isinstance(exc, DBAPIError) and _is_data_exception(exc):
+        # Input the database cannot store (validation should have caught it): a 4xx, not a 5xx.
+        log.warning("database_rejected_input", error_type=type(exc.orig).__name__)
+        return problem(
+            request,
+            status=422,
+            type_="validation_error",
+            title="Invalid request",
+            detail="The request contains text or values that cannot be stored.",
+            errors=[{"field": "body", "message": "cannot be stored", "type": "invalid_characters"}],
+        )
+    if is_database_unavailable(exc):
+        return database_unavailable_response(request, exc)
+    return internal_error_response(request, exc)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error as problem JSON; never a stack trace.
+
+    Errors the routes raise on purpose, validation, HTTP and database errors are answered here
+    (inside the middleware stack, so CORS and security headers apply). Anything else propagates
+    to ``RequestContextMiddleware``, which answers through the same ``response_for_exception``.
+    """
+
+    @app.exception_handler(FrontDoorError)
+    @app.exception_handler(StarletteHTTPException)
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeoutError)
+    @app.exception_handler(DisconnectionError)
+    @app.exception_handler(OSError)
+    async def _known_error(request: Request, exc: Exception) -> JSONResponse:
+        return response_for_exception(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -229,63 +413,4 @@ def install_error_handlers(app: FastAPI) -> None:
             title="Invalid request",
             detail=f"Invalid or missing fields: {fields}",
             errors=errors,
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        type_ = {
-            404: "not_found",
-            405: "method_not_allowed",
-            401: "unauthenticated",
-            403: "forbidden",
-        }.get(exc.status_code, "http_error")
-        return problem(
-            request,
-            status=exc.status_code,
-            type_=type_,
-            title=str(exc.detail),
-            detail=str(exc.detail),
-            headers=getattr(exc, "headers", None),
-        )
-
-    @app.exception_handler(DBAPIError)
-    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        if not _is_data_exception(exc):
-            return await _unexpected(request, exc)
-        # Input the database cannot store (validation should have caught it): a 4xx, not a 5xx.
-        log.warning("database_rejected_input", error_type=type(exc.orig).__name__)
-        return problem(
-            request,
-            status=422,
-            type_="validation_error",
-            title="Invalid request",
-            detail="The request contains text or values that cannot be stored.",
-            errors=[{"field": "body", "message": "cannot be stored", "type": "invalid_characters"}],
-        )
-
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(InterfaceError)
-    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        # The database could not be reached or could not commit: nothing was stored, and a
-        # retry (with the same Idempotency-Key) is safe.
-        log.error("database_unavailable", error_type=type(exc).__name__)
-        return problem(
-            request,
-            status=503,
-            type_="database_unavailable",
-            title="Service temporarily unavailable",
-            detail="We could not store this just now. Nothing was saved; please retry.",
-            headers={"Retry-After": "5"},
-        )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # Log the exception class only: messages from drivers can contain submitted values.
-        log.error("unhandled_error", error_type=type(exc).__name__)
-        return problem(
-            request,
-            status=500,
-            type_="internal_error",
-            title="Internal error",
-            detail="Something went wrong on our side. Nothing was stored.",
         )

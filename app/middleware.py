@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 import time
-import traceback
 import uuid
-from typing import Any
 
-import orjson
 import structlog
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import payload_too_large_response, response_for_exception
 
 log = structlog.get_logger("frontdoor.access")
 
@@ -39,9 +40,10 @@ HSTS_HEADER = (b"strict-transport-security", b"max-age=31536000; includeSubDomai
 class RequestContextMiddleware:
     """Give each request an id, log it by route template, cap its body, add security headers.
 
-    An exception no handler took is answered here with a plain 500 problem (security headers
-    included) and logged by type and raising line only. It is not re-raised: the server would
-    log its message and traceback, and a driver's message can quote submitted patient data.
+    An exception no handler took is answered here through ``app.errors.response_for_exception``
+    (the renderer every handler uses: 503 when the database is unavailable, else 500), logged by
+    type and raising line only. It is not re-raised: the server would log its message and
+    traceback, and a driver's message can quote submitted patient data.
     """
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, hsts: bool = False) -> None:
@@ -60,14 +62,6 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status_holder = {"status": 500}
 
-        declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._too_large(scope, send, request_id)
-            status_holder["status"] = 413
-            self._log(scope, 413, started)
-            structlog.contextvars.clear_contextvars()
-            return
-
         received = 0
         max_bytes = self.max_body_bytes
         response_started = {"started": False}
@@ -78,7 +72,9 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > max_bytes:
-                    raise _BodyTooLarge
+                    # An HTTPException, so that FastAPI's body reading passes it on as it is
+                    # (it turns any other exception into a 400) and the 413 handler answers.
+                    raise _BodyTooLarge(max_bytes)
             return message
 
         async def send_with_headers(message: Message) -> None:
@@ -93,15 +89,18 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            declared = _header(scope, b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+                response = payload_too_large_response(Request(scope), max_bytes)
+                await response(scope, receive, send_with_headers)
+                return
             await self.app(scope, capped_receive, send_with_headers)
-        except _BodyTooLarge:
-            status_holder["status"] = 413
-            await self._too_large(scope, send, request_id)
         except Exception as exc:
-            status_holder["status"] = 500
-            _log_unexpected(exc)
-            if not response_started["started"]:
-                await self._internal_error(send, request_id)
+            response = response_for_exception(Request(scope), exc)
+            if response_started["started"]:
+                status_holder["status"] = 500  # logged above; the response is already broken
+            else:
+                await response(scope, receive, send_with_headers)
         finally:
             self._log(scope, status_holder["status"], started)
             structlog.contextvars.clear_contextvars()
@@ -118,60 +117,11 @@ class RequestContextMiddleware:
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
 
-    async def _too_large(self, scope: Scope, send: Send, request_id: str) -> None:
-        body = orjson.dumps(
-            {
-                "type": "payload_too_large",
-                "code": "payload_too_large",
-                "title": "Request body too large",
-                "status": 413,
-                "detail": f"The request body is larger than {self.max_body_bytes} bytes.",
-                "errors": [{"field": "body", "message": "too large", "type": "too_large"}],
-                "request_id": request_id,
-            }
-        )
-        headers: list[Any] = [
-            (b"content-type", b"application/problem+json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", request_id.encode()),
-            (b"connection", b"close"),
-            *self.headers,
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
 
-    async def _internal_error(self, send: Send, request_id: str) -> None:
-        body = orjson.dumps(
-            {
-                "type": "internal_error",
-                "code": "internal_error",
-                "title": "Internal error",
-                "status": 500,
-                # Not "nothing was stored": the failure may come after the commit.
-                "detail": "Something went wrong on our side. Quote the request id if it "
-                "happens again.",
-                "request_id": request_id,
-            }
-        )
-        headers: list[Any] = [
-            (b"content-type", b"application/problem+json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", request_id.encode()),
-            *self.headers,
-        ]
-        await send({"type": "http.response.start", "status": 500, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-
-def _log_unexpected(exc: Exception) -> None:
-    """The exception's type and where it was raised; never its message (it may hold data)."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
-    log.error("unhandled_error", error_type=type(exc).__name__, raised_at=where)
-
-
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    def __init__(self, max_body_bytes: int) -> None:
+        super().__init__(status_code=413, detail="Request body too large")
+        self.max_body_bytes = max_body_bytes
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -194,3 +194,56 @@ async def test_a_crash_on_the_public_form_stores_nothing(client, session, monkey
 
 def _raise_sync(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError(SECRET_DETAIL)
+
+
+async def _chunks(total: int, size: int = 4096) -> AsyncIterator[bytes]:
+    sent = 0
+    while sent < total:
+        chunk = b" " * min(size, total - sent)
+        sent += len(chunk)
+        yield chunk
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/v1/self-referrals", "application/json"),
+        ("/v1/referrals", "application/json"),
+        ("/refer", "application/x-www-form-urlencoded"),
+    ],
+)
+async def test_a_chunked_body_over_the_limit_is_413(
+    client, settings, staff_headers, session, path, content_type
+):
+    from tests.conftest import count_rows
+
+    # No Content-Length: the limit can only be found while reading (Transfer-Encoding: chunked).
+    response = await client.post(
+        path,
+        content=_chunks(settings.max_body_bytes + 1),
+        headers={**staff_headers(), "content-type": content_type},
+    )
+    assert response.status_code == 413, response.text
+    assert "content-length" not in response.request.headers
+    problem = response.json()
+    assert problem["type"] == "payload_too_large"
+    assert problem["errors"][0]["field"] == "body"
+    assert problem["request_id"] == response.headers["x-request-id"]
+    assert response.headers["content-type"].startswith("application/problem+json")
+    _assert_hardened(response)
+    assert await count_rows(session, "referrals") == 0
+
+
+async def test_a_chunked_body_under_the_limit_is_read(client, settings):
+    import orjson
+
+    body = orjson.dumps(self_referral_body())
+
+    async def stream() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 100):
+            yield body[start : start + 100]
+
+    response = await client.post(
+        "/v1/self-referrals", content=stream(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 201, response.text
