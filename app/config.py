@@ -40,6 +40,14 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "FRONTDOOR_DATABASE_URL"),
     )
     database_pool_size: int = Field(default=10, ge=1, le=200)
+    # Nothing waits on the database for ever (a stopped, frozen or failing-over server answers
+    # 503 with Retry-After within these bounds): opening a connection; one statement (enforced
+    # by PostgreSQL as statement_timeout, and by the client a little later in case the server
+    # does not answer at all; on SQLite, the wait for the write lock); and waiting for a free
+    # connection from the pool.
+    database_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    database_statement_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    database_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     sql_echo: bool = False
     # A deployment's own ruleset file; None uses the packaged default (Norfolk & Waveney).
     ruleset_path: Path | None = None

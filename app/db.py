@@ -25,7 +25,9 @@ from starlette.requests import Request
 
 from app.config import Settings
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The client gives up on a statement this long after PostgreSQL's own statement_timeout would
+# have cancelled it: only a server that does not answer at all (frozen, partitioned) reaches it.
+CLIENT_TIMEOUT_MARGIN_SECONDS = 1.0
 _log = structlog.get_logger(__name__)
 
 
@@ -44,7 +46,11 @@ def json_deserializer(value: str | bytes) -> Any:
 
 
 def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
-    """An async engine for the configured database, tuned per backend."""
+    """An async engine for the configured database, tuned per backend.
+
+    Every wait is bounded (``FRONTDOOR_DATABASE_*_TIMEOUT_SECONDS``), so a stopped, frozen or
+    overloaded database makes requests fail fast (503, app/errors.py) instead of hanging.
+    """
     url = make_url(settings.database_url)
     kwargs: dict[str, Any] = {
         "echo": settings.sql_echo,
@@ -52,17 +58,35 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
         "json_serializer": json_serializer,
         "json_deserializer": json_deserializer,
     }
+    statement_timeout = settings.database_statement_timeout_seconds
     if url.get_backend_name() == "sqlite":
         ensure_sqlite_directory(settings.database_url)
-        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        # pysqlite's busy timeout: how long a statement waits for another writer's lock.
+        kwargs["connect_args"] = {"timeout": statement_timeout}
     else:
         kwargs["pool_size"] = settings.database_pool_size
         kwargs["max_overflow"] = settings.database_pool_size
+        kwargs["pool_timeout"] = settings.database_pool_timeout_seconds
+        if url.get_dialect().driver == "asyncpg":
+            kwargs["connect_args"] = asyncpg_connect_args(settings)
     kwargs.update(overrides)
     engine = create_async_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
-        configure_sqlite(engine)
+        configure_sqlite(engine, busy_timeout_ms=round(statement_timeout * 1000))
     return engine
+
+
+def asyncpg_connect_args(settings: Settings) -> dict[str, Any]:
+    """asyncpg.connect() arguments: connect timeout (``timeout``), a client-side timeout for
+    every operation (``command_timeout``) and the server's own ``statement_timeout``, which
+    cancels a slow or lock-waiting statement cleanly (SQLSTATE 57014) before the client gives up.
+    """
+    statement_timeout = settings.database_statement_timeout_seconds
+    return {
+        "timeout": settings.database_connect_timeout_seconds,
+        "command_timeout": statement_timeout + CLIENT_TIMEOUT_MARGIN_SECONDS,
+        "server_settings": {"statement_timeout": str(max(1, round(statement_timeout * 1000)))},
+    }
 
 
 def ensure_sqlite_directory(database_url: str) -> None:
@@ -72,7 +96,7 @@ def ensure_sqlite_directory(database_url: str) -> None:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def configure_sqlite(engine: AsyncEngine) -> None:
+def configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int = 30_000) -> None:
     """Make SQLite transactional in the way the service relies on.
 
     pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; we emit BEGIN
@@ -87,7 +111,7 @@ def configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from app.errors import RETRY_AFTER_SECONDS, problem
 from app.migrate import current_revision
 from app.responses import errors_for
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["health"])
 
@@ -35,20 +39,29 @@ async def healthz() -> dict[str, str]:
 )
 async def readyz(request: Request) -> JSONResponse:
     head = request.app.state.migration_head
+    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     try:
         current = await asyncio.wait_for(_current_revision(request), READY_TIMEOUT_SECONDS)
-    except Exception:  # any failure to reach the database in time means "not ready"
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+    except Exception as exc:  # any failure to reach the database in time means "not ready"
+        log.warning("not_ready", error_type=type(exc).__name__)
+        return problem(
+            request,
+            status=503,
+            type_="database_unavailable",
+            title="Not ready",
+            detail="The database cannot be reached.",
+            headers=retry,
+            extra={"database": "unreachable"},
+        )
     if current != head:
-        return JSONResponse(
-            {
-                "status": "unavailable",
-                "database": "ok",
-                "migrations": "behind",
-                "current": current,
-                "head": head,
-            },
-            status_code=503,
+        return problem(
+            request,
+            status=503,
+            type_="migrations_pending",
+            title="Not ready",
+            detail="The database schema is not at the current migration: run `frontdoor migrate`.",
+            headers=retry,
+            extra={"database": "ok", "migrations": "behind", "current": current, "head": head},
         )
     return JSONResponse(
         {"status": "ready", "database": "ok", "migrations": "current", "revision": current}
