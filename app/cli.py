@@ -78,11 +78,16 @@ def _serve(settings: Settings, host: str, port: int, workers: int, migrate: bool
     import uvicorn
 
     from app.logs import configure_logging
-    from app.migrate import upgrade
+    from app.migrate import NotReadyToServe, check_ready_to_serve
 
     configure_logging(settings.log_level, settings.log_json)
-    if migrate or settings.is_sqlite:
-        upgrade(settings)
+    try:
+        # The embedded SQLite default always migrates itself; PostgreSQL only when asked.
+        check_ready_to_serve(settings, migrate=migrate or settings.is_sqlite)
+    except NotReadyToServe as exc:
+        # One line to act on, not a traceback: the database is unreachable or not migrated.
+        print(f"frontdoor serve: {exc}", file=sys.stderr)
+        return 1
     uvicorn.run("app.main:create_app", **uvicorn_options(host, port, workers))
     return 0
 
