@@ -13,6 +13,7 @@ from app.config import Settings
 from app.db import get_session
 from app.errors import Forbidden, Unauthenticated, UnsupportedMediaType
 from app.security import Actor, Role
+from app.services.staff import StaffRegistry
 from app.triage import Ruleset
 
 # scope="function": the session's commit runs before the response is sent.
@@ -44,6 +45,18 @@ ClockDep = Annotated[Clock, Depends(_clock)]
 RulesetDep = Annotated[Ruleset, Depends(_ruleset)]
 
 
+async def authenticate_staff(request: Request, token: str) -> Actor:
+    """The staff member a bearer token names (401/403 as ``StaffTokenVerifier``), recorded in
+    the ``staff`` table when new or changed (``StaffRegistry``: not a write per request)."""
+    actor: Actor = await request.app.state.token_verifier.authenticate(token)
+    state = request.app.state
+    registry: StaffRegistry | None = getattr(state, "staff_registry", None)
+    if registry is None:
+        registry = state.staff_registry = StaffRegistry()
+    await registry.seen(state.session_factory, actor, state.clock.now())
+    return actor
+
+
 async def current_actor(
     request: Request,
     session: SessionDep,
@@ -54,7 +67,7 @@ async def current_actor(
     if bearer is not None and api_key is not None:
         raise Unauthenticated("Send either a bearer token or an API key, not both.")
     if bearer is not None:
-        actor = await request.app.state.token_verifier.authenticate(bearer.credentials)
+        actor = await authenticate_staff(request, bearer.credentials)
     elif api_key is not None:
         actor = await request.app.state.api_key_verifier.verify(session, api_key)
     else:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Case, Person
+from app.models import Case, Person, StaffMember
 
 # The default ruleset's windows (docs/domain/urgency.md): hours from receipt; None = no window.
 RESPOND_WITHIN_HOURS: dict[str, int | None] = {
@@ -91,6 +91,28 @@ async def add_case(
     session.add(case)
     await session.flush()
     return case
+
+
+async def add_staff(
+    session: AsyncSession,
+    staff_id: str,
+    role: str = "practitioner",
+    queues: tuple[str, ...] = ("cb-norwich",),
+    *,
+    seen_at: datetime,
+) -> StaffMember:
+    """A member of staff the service has seen (as a verified token would record them)."""
+    member = StaffMember(
+        id=staff_id,
+        name=None,
+        role=role,
+        queue_ids=sorted(queues),
+        first_seen_at=seen_at,
+        last_seen_at=seen_at,
+    )
+    session.add(member)
+    await session.flush()
+    return member
 
 
 def if_match(version: int) -> dict[str, str]:

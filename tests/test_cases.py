@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.models import AuditEvent, Case
 from app.services.cases import TRANSITIONS, CaseAction, Status
-from tests.case_factories import add_case, if_match
+from tests.case_factories import add_case, add_staff, if_match
 from tests.factories import referral_body, valid_test_nhs_numbers
 
 NORWICH = "cb-norwich"
@@ -24,6 +24,13 @@ def worker(staff_headers, subject: str = "worker-1", queues=(NORWICH,)):
 
 def lead(staff_headers, queues=(NORWICH,)):
     return staff_headers("team_lead", queues=list(queues), subject="lead-1")
+
+
+@pytest.fixture
+async def known_staff(session, clock) -> None:
+    """Workers the tests allocate to or add as supporters, as the service has seen them."""
+    for staff_id in ("worker-1", "worker-2", "worker-9", "helper-1"):
+        await add_staff(session, staff_id, "practitioner", (NORWICH,), seen_at=clock.now())
 
 
 async def post(client, case_id, action: str, headers, version: int | None, body=None):
@@ -129,7 +136,7 @@ def _legal(action: CaseAction, status: Status) -> Status | None:
 @pytest.mark.parametrize("status", list(Status))
 @pytest.mark.parametrize("action", list(ACTION_REQUESTS))
 async def test_every_action_from_every_status(
-    client, staff_headers, session, clock, action, status
+    client, staff_headers, session, clock, action, status, known_staff
 ):
     case = await add_case(session, received_at=clock.now(), status=status.value)
     path, body = ACTION_REQUESTS[action]
@@ -173,7 +180,9 @@ def test_the_transitions_table_is_the_documented_lifecycle():
 # Optimistic concurrency -------------------------------------------------------------------------
 
 
-async def test_if_match_is_required_and_must_be_current(client, staff_headers, session, clock):
+async def test_if_match_is_required_and_must_be_current(
+    client, staff_headers, session, clock, known_staff
+):
     case = await add_case(session, received_at=clock.now(), status="active")
     me = worker(staff_headers, subject="user-practitioner")
     url = f"/v1/cases/{case.id}/hold"
@@ -400,7 +409,7 @@ async def test_thrive_grouping_is_decided_with_the_young_person(
 
 
 async def test_team_leads_allocate_and_reallocate_with_history(
-    client, staff_headers, session, clock
+    client, staff_headers, session, clock, known_staff
 ):
     case = await add_case(session, received_at=clock.now())
     first = await post(
@@ -729,3 +738,70 @@ async def test_refused_attempts_are_audited_as_denied(client, staff_headers, ses
         ("outsider", "read", "denied"),
     ]
     assert all(r.person_id == case.person_id for r in rows)
+
+
+# Allocation only to someone who can hold the case ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("queue_id", "worker_role", "worker_queues", "allowed"),
+    [
+        (NORWICH, "practitioner", (NORWICH,), True),
+        (NORWICH, "team_lead", (NORWICH,), True),
+        (NORWICH, "duty_clinician", (NORWICH,), True),
+        (NORWICH, "practitioner", ("cb-lowestoft",), False),  # another team
+        (NORWICH, "duty_clinician", (), False),  # a community base is not a duty queue
+        (NORWICH, "call_handler", (NORWICH,), False),  # call handlers never hold cases
+        (NORWICH, "admin", (NORWICH,), False),
+        ("crisis", "duty_clinician", (), True),  # duty clinicians hold crisis cases
+        ("crisis", "practitioner", (NORWICH,), False),
+    ],
+)
+async def test_allocation_only_to_a_worker_whose_role_holds_cases_in_the_queue(
+    client, staff_headers, session, clock, queue_id, worker_role, worker_queues, allowed
+):
+    case = await add_case(session, received_at=clock.now(), queue_id=queue_id)
+    # The worker is known because they have used the service (their token records them).
+    seen = await client.get(
+        "/v1/queues",
+        headers=staff_headers(worker_role, queues=list(worker_queues), subject="worker-x"),
+    )
+    assert seen.status_code == 200
+    manager = staff_headers("team_lead", queues=[queue_id], subject="lead-1")
+    response = await post(client, case.id, "allocate", manager, 1, {"key_worker_id": "worker-x"})
+    if allowed:
+        assert response.status_code == 200, response.text
+        assert response.json()["key_worker_id"] == "worker-x"
+    else:
+        assert response.status_code == 422, response.text
+        assert [e["field"] for e in response.json()["errors"]] == ["key_worker_id"]
+        assert (await session.get(Case, case.id)).key_worker_id is None
+
+
+async def test_allocation_to_an_unknown_id_is_422_and_changes_nothing(
+    client, staff_headers, session, clock
+):
+    case = await add_case(session, received_at=clock.now())
+    response = await post(
+        client, case.id, "allocate", lead(staff_headers), 1, {"key_worker_id": "nobody-7"}
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "key_worker_id"
+    after = await client.get(f"/v1/cases/{case.id}", headers=lead(staff_headers))
+    assert after.json()["version"] == 1 and after.json()["status"] == "waiting"
+
+
+@pytest.mark.parametrize(
+    ("worker_id", "status"),
+    [("helper-1", 200), ("nobody-8", 422), ("handler-1", 422)],
+)
+async def test_supporters_are_known_staff_who_work_with_cases(
+    client, staff_headers, session, clock, known_staff, worker_id, status
+):
+    await add_staff(session, "handler-1", "call_handler", (NORWICH,), seen_at=clock.now())
+    case = await add_case(session, received_at=clock.now(), status="allocated")
+    body = {"kind": "worker", "worker_id": worker_id}
+    response = await post(client, case.id, "supporters", lead(staff_headers), 1, body)
+    assert response.status_code == status, response.text
+    if status == 422:
+        assert [e["field"] for e in response.json()["errors"]] == ["worker_id"]

@@ -335,6 +335,8 @@ async def test_a_claim_is_one_statement_on_postgresql_and_a_select_and_flush_on_
         if verb in ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH"):
             statements.append(" ".join(statement.split()))
 
+    # The worker has been seen before (their first request records them in the staff table).
+    assert (await client.get("/v1/queues", headers=practitioner(staff_headers))).is_success
     event.listen(engine.sync_engine, "before_cursor_execute", capture)
     try:
         response = await client.post(

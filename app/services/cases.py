@@ -33,6 +33,7 @@ from app.models import Case, CaseEvent, CaseSupporter, Person, Queue, Referral, 
 from app.security import Actor
 from app.services import audit
 from app.services.case_events import append_event
+from app.services.staff import ensure_can_hold, ensure_can_support
 
 
 class Status(StrEnum):
@@ -418,6 +419,14 @@ async def allocate(
     """A team lead allocates a waiting case, or reallocates a held one (history in events)."""
     action = CaseAction.ALLOCATE if ctx.case.status == Status.WAITING else CaseAction.REALLOCATE
     await prepare(session, actor, ctx, action, expected_versions, now)
+    # Only to someone who can hold it: a known worker whose role holds cases in this queue.
+    await ensure_can_hold(
+        session,
+        key_worker_id,
+        queue_id=ctx.case.queue_id,
+        queue_kind=ctx.queue_kind,
+        field="key_worker_id",
+    )
     await assign_key_worker(
         session,
         ctx,
@@ -581,6 +590,7 @@ async def add_supporter(
     if kind == "worker":
         if worker_id is None or team_queue_id is not None:
             raise Unprocessable("A supporting worker needs worker_id only.", field="worker_id")
+        await ensure_can_support(session, worker_id, field="worker_id")
         if worker_id == case.key_worker_id:
             raise Conflict("The key worker already holds this case.")
         if worker_id in ctx.supporting_worker_ids:
