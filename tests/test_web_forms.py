@@ -930,3 +930,242 @@ async def test_unknown_referral_is_a_not_found_page(
         response = await client.get(path)
         assert response.status_code == 404
         assert "Referral not found" in response.text
+
+
+# The console shows everything we were told (issue 11, item 6) ----------------------------------
+
+
+async def _web_referral(
+    client: httpx.AsyncClient, session: AsyncSession, **answers: Any
+) -> Referral:
+    response = await submit_self(client, self_form(**answers))
+    assert response.status_code == 303, _summary_links(response.text)
+    page = (await client.get("/refer/confirmation")).text
+    reference = REFERENCE.search(page)
+    assert reference
+    referral = await session.scalar(select(Referral).where(Referral.reference == reference[0]))
+    assert referral is not None
+    return referral
+
+
+def _text(html: str) -> str:
+    """The page's main content as text (tags dropped, spaces collapsed)."""
+    main = html[html.index('id="maincontent"') :]
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", main))
+
+
+async def test_console_shows_what_a_web_self_referral_said(
+    client: httpx.AsyncClient, session: AsyncSession, staff_headers: Any
+) -> None:
+    """The measured defect: the page showed flags, but not the young person's own words, their
+    phone number, needs or consent, and told staff to "give the caller" contacts."""
+    referral = await _web_referral(
+        client,
+        session,
+        email="sam@example.com",
+        suicidal="plan",
+        supported="no",
+        reason="I can't sleep.\nEvery night since spring.",
+    )
+    await sign_in(client, staff_headers)
+    page = await client.get(f"/console/referrals/{referral.id}")
+    assert page.status_code == 200
+    html, text = page.text, _text(page.text)
+    # The young person's own words, escaped, with their line breaks kept.
+    assert "In the young person's own words" in html
+    assert "I can&#39;t sleep.\nEvery night since spring." in html
+    # Contact details as links.
+    assert '<a href="tel:07700900982">07700 900982</a>' in html
+    assert '<a href="mailto:sam@example.com">sam@example.com</a>' in html
+    # Needs, request and consent in words.
+    assert "Feeling worried, anxious or panicky" in text and "School, college or work" in text
+    assert "Agrees to share with other services Yes" in text
+    assert "Consents to the referral Yes" in text
+    assert "Parent or carer aware Yes" in text
+    assert "Gillick competence Not assessed" in text
+    assert "Suicidal thoughts Thoughts, and a plan for how" in text
+    assert "Capable support around them No" in text
+    # Urgent, and worded for a web referral: there is no caller.
+    assert "Urgency C: contact the young person now" in text
+    assert "caller" not in html.lower()
+    assert "Open urgent case: urgency C" in text
+    assert "Key worker: not allocated yet" in text
+    assert "Unverified: made from this public self-referral" in text
+
+
+async def test_console_shows_what_is_missing_and_flags_in_plain_words(
+    client: httpx.AsyncClient, session: AsyncSession, staff_headers: Any
+) -> None:
+    referral = await _web_referral(
+        client,
+        session,
+        self_harm="current",
+        phone="",
+        email="",
+        dob_day="",
+        dob_month="",
+        dob_year="",
+        suicidal=None,
+    )
+    await sign_in(client, staff_headers)
+    page = await client.get(f"/console/referrals/{referral.id}")
+    text = _text(page.text)
+    assert "What is missing" in text
+    missing = page.text[page.text.index('id="incomplete-fields"') :]
+    missing = missing[: missing.index("</ul>")]
+    for words in ("Date of birth", "Phone number", "Email address", "Suicidal thoughts"):
+        assert f"<li>{words}</li>" in missing
+    assert (
+        "No way to contact anyone: no phone, email or address for the young person or the "
+        "referrer" in text
+    )
+    assert "Suicidal thoughts Not asked" in text
+    assert "Young person's contact details None given" in text
+    assert "no_contact_route" not in text and "No contact route" not in text
+    assert "caller" not in page.text.lower()
+
+
+async def test_console_phone_referral_keeps_the_callers_wording_and_shows_gillick(
+    client: httpx.AsyncClient, session: AsyncSession, staff_headers: Any
+) -> None:
+    await sign_in(client, staff_headers)
+    csrf = csrf_from((await client.get("/console/referrals/new")).text)
+    form = phone_form(
+        suicidal="intent",
+        referrer_phone="01603 111222",
+        gillick_outcome="competent",
+        gillick_assessed_by="Dr Example",
+        gillick_day="3",
+        gillick_month="11",
+        gillick_year="2026",
+    )
+    response = await client.post(
+        "/console/referrals/new", data={"csrf_token": csrf, "action": "submit", **form}
+    )
+    assert response.status_code == 303
+    page = await client.get(response.headers["location"])
+    text = _text(page.text)
+    assert "Give the caller the crisis contacts now" in text
+    assert "Gillick competence Competent, assessed by Dr Example on 3 November 2026" in text
+    assert "In the words of the parent or carer Low for months." in text
+    assert '<a href="tel:01603111222">01603 111222</a>' in page.text
+    assert "Parent or carer: Pat Example" in text
+
+
+async def test_console_shows_a_proposed_link_to_a_known_person(
+    client: httpx.AsyncClient, session: AsyncSession, staff_headers: Any
+) -> None:
+    [nhs] = valid_test_nhs_numbers(1, start=6300)
+    known = await client.post(
+        "/v1/referrals",
+        json=referral_body(
+            nhs=nhs,
+            risk={"self_harm": "current"},
+            person={"given_name": "Kim", "family_name": "Knownperson"},
+        ),
+        headers=staff_headers(),
+    )
+    assert known.status_code == 201
+    referral = await _web_referral(client, session, nhs_number=nhs, family_name="Knownperson")
+    assert referral.proposed_person_id == uuid.UUID(known.json()["person_id"])
+    await sign_in(client, staff_headers)
+    page = await client.get(f"/console/referrals/{referral.id}")
+    text = _text(page.text)
+    assert "Possible match with a known person" in text
+    assert "The match is proposed, not confirmed" in text
+    assert "Kim Knownperson" in text
+    assert known.json()["reference"] in text
+    # The known person's open crisis case stands out (urgency B).
+    proposed = page.text[page.text.index('id="proposed-open-case"') :]
+    assert "Open urgent case: urgency B" in proposed[: proposed.index("</dd>")]
+    # Showing the known person is a read of their record, audited as one.
+    reads = (
+        await session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.action == "read",
+                AuditEvent.resource_type == "person",
+                AuditEvent.person_id == uuid.UUID(known.json()["person_id"]),
+            )
+        )
+    ).all()
+    assert [e.details["via"] for e in reads] == ["console_proposed_link"]
+
+
+@pytest.mark.parametrize("field", ["reference", "nhs_number"])
+@pytest.mark.parametrize("typed", ["exact", "lower case, no dashes", "spaced"])
+async def test_console_search_finds_a_referral_by_its_reference(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    staff_headers: Any,
+    field: str,
+    typed: str,
+) -> None:
+    """The measured defect: the reference a young person was told to quote could not be
+    looked up."""
+    referral = await _web_referral(client, session)
+    reference = referral.reference
+    text = {
+        "exact": reference,
+        "lower case, no dashes": reference.replace("-", "").lower(),
+        "spaced": reference.replace("-", " ").lower(),
+    }[typed]
+    await sign_in(client, staff_headers)
+    csrf = csrf_from((await client.get("/console")).text)
+    response = await client.post("/console/search", data={"csrf_token": csrf, field: text})
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/console/referrals/{referral.id}"
+    events = (
+        await session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.action == "search", AuditEvent.resource_type == "referral"
+            )
+        )
+    ).all()
+    assert [e.details["criteria"] for e in events] == [["reference"]]
+    assert events[0].resource_id == str(referral.id)
+
+
+async def test_console_search_by_reference_not_found_or_malformed(
+    client: httpx.AsyncClient, staff_headers: Any
+) -> None:
+    await sign_in(client, staff_headers)
+    csrf = csrf_from((await client.get("/console")).text)
+    unknown = await client.post(
+        "/console/search", data={"csrf_token": csrf, "reference": "fd-0000-0000"}
+    )
+    assert unknown.status_code == 200
+    assert "No referral has the reference FD-0000-0000" in unknown.text
+    malformed = await client.post(
+        "/console/search", data={"csrf_token": csrf, "reference": "FD-12"}
+    )
+    assert malformed.status_code == 422
+    assert '<a href="#reference">Enter a reference like FD-7K3M-Q9T2' in malformed.text
+
+
+async def test_an_open_urgent_case_stands_out_in_search_results(
+    client: httpx.AsyncClient, staff_headers: Any
+) -> None:
+    """The measured defect: an open urgency-B crisis case was an ordinary row in the results."""
+    urgent_nhs, routine_nhs = valid_test_nhs_numbers(2, start=6400)
+    urgent = await client.post(
+        "/v1/referrals",
+        json=referral_body(nhs=urgent_nhs, risk={"suicidal": "intent"}),
+        headers=staff_headers(),
+    )
+    routine = await client.post(
+        "/v1/referrals", json=referral_body(nhs=routine_nhs), headers=staff_headers()
+    )
+    assert urgent.json()["decision"]["urgency"]["code"] == "B"
+    assert routine.json()["decision"]["urgency"]["code"] not in ("A", "B", "C")
+    await sign_in(client, staff_headers)
+    csrf = csrf_from((await client.get("/console")).text)
+    found = await client.post(
+        "/console/search", data={"csrf_token": csrf, "nhs_number": urgent_nhs}
+    )
+    # In words (a tag), not colour alone: on the person and on the referral's row.
+    assert found.text.count("Open urgent case: urgency B") == 2
+    assert "Open urgent case (urgency B), waiting." in _text(found.text)
+    plain = await client.post(
+        "/console/search", data={"csrf_token": csrf, "nhs_number": routine_nhs}
+    )
+    assert "Open urgent case" not in plain.text

@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import FormData
 
 from app.config import Settings
 from app.content import URGENT_CODES
@@ -27,6 +29,7 @@ from app.services import audit
 from app.services.intake import check_site, facts_from, submit_referral
 from app.services.persons import search_persons
 from app.services.queues import queue_overview
+from app.services.referrals import find_by_reference, normalise_reference
 from app.triage import Ruleset, evaluate
 from app.triage.decision import UrgencyCode
 from app.web import queries
@@ -45,12 +48,14 @@ from app.web.signing import (
     cookie_options,
     csrf_valid,
 )
-from app.web.templating import render, templates
+from app.web.templating import humanise, render, templates
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 # A pasted token longer than this is not one of ours.
 TOKEN_MAX_CHARS = 8192
+# Generous for "fd 7k3m q9t2" and the like; anything longer is not a reference.
+REFERENCE_MAX_CHARS = 40
 
 
 class SignInRequired(Exception):
@@ -211,6 +216,9 @@ async def search(
     form = await request.form()
     if not csrf_valid(request, str(form.get(CSRF_FIELD, ""))):
         return _forbidden_page(request, actor)
+    typed_reference = _typed_reference(form)
+    if typed_reference is not None:
+        return await _find_reference(request, actor, session, clock.now(), typed_reference)
     query = parse_person_search(form)
     if query.errors:
         return _page(
@@ -236,6 +244,7 @@ async def search(
     )
     now = clock.now()
     referrals = await queries.referrals_for(session, [m.person.id for m in found])
+    open_cases = await queries.open_cases_for(session, [m.person.id for m in found])
     # The same audit events as GET /v1/persons: the criteria's names (never their values), and
     # one event per person shown so each young person's record lists this search.
     criteria = query.criteria()
@@ -268,6 +277,7 @@ async def search(
     results = [
         {
             "match": match,
+            "open_case": open_cases.get(match.person.id),
             "referrals": [
                 {
                     "summary": summary,
@@ -288,8 +298,74 @@ async def search(
             "errors": {},
             "error_summary": [],
             "results": results,
+            "open_urgent": _open_urgent,
         },
     )
+
+
+def _typed_reference(form: FormData) -> str | None:
+    """A referral reference typed in the search: in its own box, or in the NHS number box (a
+    reference has letters, an NHS number never does)."""
+    typed = str(form.get("reference", "")).strip()
+    if typed:
+        return typed[:REFERENCE_MAX_CHARS]
+    nhs_box = str(form.get("nhs_number", "")).strip()
+    if any(ch.isalpha() for ch in nhs_box) and normalise_reference(nhs_box) is not None:
+        return nhs_box[:REFERENCE_MAX_CHARS]
+    return None
+
+
+async def _find_reference(
+    request: Request,
+    actor: Actor,
+    session: AsyncSession,
+    now: datetime,
+    typed: str,
+) -> Response:
+    """Open the referral a reference names (any case, with or without dashes), or say why not."""
+    values = {"reference": typed}
+    reference = normalise_reference(typed)
+    if reference is None:
+        errors = {"reference": "Enter a reference like FD-7K3M-Q9T2: FD and 8 letters or numbers"}
+        return _page(
+            request,
+            "console/search.html",
+            actor,
+            {
+                "nav": "search",
+                "values": values,
+                "errors": errors,
+                "error_summary": [{"href": "#reference", "text": errors["reference"]}],
+                "results": None,
+            },
+            status_code=422,
+        )
+    referral = await find_by_reference(session, reference)
+    audit.record(
+        session,
+        actor=actor,
+        action="search",
+        resource_type="referral",
+        resource_id=referral.id if referral is not None else None,
+        person_id=referral.person_id if referral is not None else None,
+        now=now,
+        details={"criteria": ["reference"], "matches": int(referral is not None), "via": "console"},
+    )
+    if referral is None:
+        return _page(
+            request,
+            "console/search.html",
+            actor,
+            {
+                "nav": "search",
+                "values": {"reference": reference},
+                "errors": {},
+                "error_summary": [],
+                "results": None,
+                "reference_not_found": reference,
+            },
+        )
+    return RedirectResponse(f"/console/referrals/{referral.id}", status_code=303)
 
 
 # Record a phone referral ---------------------------------------------------------------------
@@ -434,6 +510,8 @@ async def record_referral(
             idempotency_key=f"console:{submission_id}" if _is_uuid(submission_id) else None,
         )
     except IdempotencyKeyReused:
+        # Nothing half-written is committed with the error page.
+        await session.rollback()
         values = {**parsed.values, "submission_id": ""}
         return _referral_form(
             request,
@@ -447,6 +525,7 @@ async def record_referral(
             status_code=409,
         )
     except Unprocessable as exc:
+        await session.rollback()
         return _referral_form(
             request,
             actor,
@@ -495,6 +574,163 @@ async def preview_referral(
 
 # A referral, and the queues ------------------------------------------------------------------
 
+REFERRER_WORDS = {
+    "self": "the young person",
+    "parent_carer": "the parent or carer",
+    "gp": "the GP",
+    "camhs": "CAMHS",
+    "school": "the school or college",
+    "social_care": "social care",
+    "other_professional": "the professional",
+}
+REFERRER_LABELS = {
+    "self": "The young person",
+    "parent_carer": "Parent or carer",
+    "gp": "GP",
+    "camhs": "CAMHS",
+    "school": "School or college",
+    "social_care": "Social care",
+    "other_professional": "Another professional",
+}
+CHANNEL_WORDS = {
+    "phone": "phone call",
+    "drop_in": "drop-in",
+    "system": "referring system",
+    "web": "web self-referral form",
+}
+RISK_QUESTIONS = (
+    ("immediate_danger", "In danger now"),
+    ("suicidal", "Suicidal thoughts"),
+    ("self_harm", "Self-harm"),
+    ("harm_to_others", "Harm to others"),
+    ("safeguarding_concern", "Safeguarding concern"),
+    ("supported", "Capable support around them"),
+)
+# ``incomplete_fields`` (API field paths) as staff read them.
+INCOMPLETE_WORDS = {
+    "referrer.type": "Who filled in the form",
+    "referrer.name": "Referrer's name",
+    "referrer.phone": "Referrer's phone number",
+    "referrer.email": "Referrer's email address",
+    "person.given_name": "First name",
+    "person.family_name": "Last name",
+    "person.date_of_birth": "Date of birth",
+    "person.postcode": "Postcode",
+    "person.nhs_number": "NHS number",
+    "person.phone": "Phone number",
+    "person.email": "Email address",
+    "person.send": "SEND",
+    "person.looked_after": "Looked-after or adopted",
+    "camhs.status": "Help from CAMHS before",
+    "request": "Help or advice",
+    "needs": "What they want support with",
+    "reason": "What has been happening",
+    "risk.immediate_danger": "In danger now",
+    "risk.suicidal": "Suicidal thoughts",
+    "risk.self_harm": "Self-harm",
+    "risk.harm_to_others": "Harm to others",
+    "risk.safeguarding_concern": "Safeguarding concern",
+    "risk.supported": "Capable support around them",
+    "preferences.setting": "Where they would like to be seen",
+    "consent.to_referral": "Consent to the referral",
+    "consent.to_share": "Consent to share",
+    "consent.parent_carer_aware": "Parent or carer aware",
+    "consent.gillick": "Gillick assessment",
+}
+
+
+def _yes_no(value: object, unknown: str = "Not known") -> str:
+    if value is True:
+        return "Yes"
+    if value is False:
+        return "No"
+    return unknown
+
+
+RISK_ANSWER_WORDS = {
+    "suicidal": {
+        "none": "No",
+        "thoughts": "Thoughts of ending their life",
+        "plan": "Thoughts, and a plan for how",
+        "intent": "Intends to act on the thoughts soon",
+    },
+    "self_harm": {
+        "none": "No",
+        "past": "In the past, not in the last few months",
+        "recent": "In the last few weeks",
+        "current": "Hurting themselves now or today",
+    },
+    "harm_to_others": {
+        "none": "No",
+        "thoughts": "Thoughts of hurting someone",
+        "threats": "Has threatened to",
+        "imminent": "Might do it soon",
+    },
+}
+
+
+def _risk_answer(question: str, value: object) -> str:
+    """A stored risk answer in words; None is *not asked*, never "no"."""
+    if value is None:
+        return "Not known" if question == "supported" else "Not asked"
+    if isinstance(value, bool):
+        return _yes_no(value)
+    return RISK_ANSWER_WORDS.get(question, {}).get(str(value)) or humanise(str(value))
+
+
+def what_we_were_told(view: queries.ReferralView) -> dict[str, Any]:
+    """Everything the referral said, from its normalised body, in the words staff read."""
+    told: dict[str, Any] = view.referral.normalised or {}
+    person = told.get("person") or {}
+    referrer = told.get("referrer") or {}
+    consent = told.get("consent") or {}
+    camhs = told.get("camhs") or {}
+    snapshot_risk = (view.decision.input_snapshot or {}).get("risk")
+    risk = snapshot_risk if isinstance(snapshot_risk, dict) else (told.get("risk") or {})
+    not_answered = set((view.decision.output or {}).get("risk_not_answered") or [])
+    referrer_type = str(referrer.get("type") or view.referral.referrer_type)
+    gillick = consent.get("gillick") or None
+    incomplete = list(view.referral.incomplete_fields or [])
+    return {
+        "channel": CHANNEL_WORDS.get(view.referral.channel, view.referral.channel),
+        "referrer_type": referrer_type,
+        "referrer_words": REFERRER_WORDS.get(referrer_type, humanise(referrer_type).lower()),
+        "referrer_label": REFERRER_LABELS.get(referrer_type, humanise(referrer_type)),
+        "referrer": referrer,
+        "person": person,
+        "reason": view.referral.reason,
+        "needs": [NEEDS.get(need, humanise(need)) for need in told.get("needs") or []],
+        "request": told.get("request"),
+        "camhs": camhs,
+        "setting": (told.get("preferences") or {}).get("setting"),
+        "risk": [
+            (
+                label,
+                "Not asked"
+                if question in not_answered
+                else _risk_answer(question, risk.get(question)),
+            )
+            for question, label in RISK_QUESTIONS
+        ],
+        "consent": [
+            ("Consents to the referral", _yes_no(consent.get("to_referral"))),
+            ("Agrees to share with other services", _yes_no(consent.get("to_share"), "Not asked")),
+            ("Parent or carer aware", _yes_no(consent.get("parent_carer_aware"))),
+        ],
+        "share_with": consent.get("share_with") or [],
+        "gillick": gillick,
+        "incomplete": [INCOMPLETE_WORDS.get(path, humanise(path)) for path in incomplete],
+    }
+
+
+def _open_urgent(case: Any) -> bool:
+    """An open case at urgency A to C: it must stand out wherever it is listed."""
+    return (
+        case is not None
+        and case.status != "closed"
+        and case.urgency_code in {code.value for code in URGENT_CODES}
+    )
+
 
 @router.get("/referrals/{referral_id}")
 async def referral_page(
@@ -520,6 +756,7 @@ async def referral_page(
             {"title": "Referral not found", "message": "There is no referral with this id."},
             status_code=404,
         )
+    now = clock.now()
     audit.record(
         session,
         actor=actor,
@@ -527,9 +764,21 @@ async def referral_page(
         resource_type="referral",
         resource_id=view.referral.id,
         person_id=view.referral.person_id,
-        now=clock.now(),
+        now=now,
         details={"via": "console"},
     )
+    if view.proposed is not None:
+        # The known person an unverified referral may be: showing them is a read of them.
+        audit.record(
+            session,
+            actor=actor,
+            action="read",
+            resource_type="person",
+            resource_id=view.proposed.person.id,
+            person_id=view.proposed.person.id,
+            now=now,
+            details={"via": "console_proposed_link", "referral_id": str(view.referral.id)},
+        )
     decision = DecisionRead.model_validate(view.decision.output)
     return _page(
         request,
@@ -539,10 +788,14 @@ async def referral_page(
             "nav": None,
             "view": view,
             "decision": decision,
+            "told": what_we_were_told(view),
+            "channel": view.referral.channel,
             "status": referral_status(view.referral, view.case),
             "meanings": _meanings(ruleset),
             "recorded": bool(recorded),
             "urgent": UrgencyCode(decision.urgency.code) in URGENT_CODES,
+            "open_urgent": _open_urgent,
+            "person_link": view.referral.person_link,
         },
     )
 

@@ -69,15 +69,37 @@ def _as_utc(value: object) -> datetime | None:
 
 
 @dataclass(frozen=True, slots=True)
+class ReferralSummary:
+    referral: Referral
+    decision: TriageDecision
+    case: Case | None
+
+
+@dataclass(frozen=True, slots=True)
+class PersonHistory:
+    """A person with what the console shows beside a referral: their other referrals (newest
+    first) and their open case, if any."""
+
+    person: Person
+    referrals: list[ReferralSummary]
+    open_case: Case | None
+
+
+@dataclass(frozen=True, slots=True)
 class ReferralView:
     referral: Referral
     decision: TriageDecision
     case: Case | None
     person: Person
+    # The referral's person, and (for an unverified public referral) the known person it is
+    # proposed to be, each with their other referrals and open case.
+    history: PersonHistory | None = None
+    proposed: PersonHistory | None = None
 
 
 async def referral_view(session: AsyncSession, referral_id: uuid.UUID) -> ReferralView | None:
-    """A referral with its decision, case and person, or None."""
+    """A referral with its decision, case and person (their other referrals and open case),
+    and the person it is proposed to be linked to, or None."""
     row = (
         await session.execute(
             select(Referral, TriageDecision, Case, Person)
@@ -89,14 +111,45 @@ async def referral_view(session: AsyncSession, referral_id: uuid.UUID) -> Referr
     ).one_or_none()
     if row is None:
         return None
-    return ReferralView(referral=row[0], decision=row[1], case=row[2], person=row[3])
+    referral, decision, case, person = row[0], row[1], row[2], row[3]
+    proposed_id = referral.proposed_person_id
+    proposed_person = (
+        await session.get(Person, proposed_id)
+        if proposed_id is not None and proposed_id != person.id
+        else None
+    )
+    people = [person] + ([proposed_person] if proposed_person is not None else [])
+    person_ids = [p.id for p in people]
+    listed = await referrals_for(session, person_ids)
+    open_cases = await open_cases_for(session, person_ids)
+    histories = [
+        PersonHistory(
+            person=p,
+            referrals=[s for s in listed[p.id] if s.referral.id != referral.id],
+            open_case=open_cases.get(p.id),
+        )
+        for p in people
+    ]
+    return ReferralView(
+        referral=referral,
+        decision=decision,
+        case=case,
+        person=person,
+        history=histories[0],
+        proposed=histories[1] if len(histories) > 1 else None,
+    )
 
 
-@dataclass(frozen=True, slots=True)
-class ReferralSummary:
-    referral: Referral
-    decision: TriageDecision
-    case: Case | None
+async def open_cases_for(
+    session: AsyncSession, person_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Case]:
+    """Each person's open case (at most one each: episodic care joins it)."""
+    if not person_ids:
+        return {}
+    cases = await session.scalars(
+        select(Case).where(Case.person_id.in_(person_ids), Case.status != "closed")
+    )
+    return {case.person_id: case for case in cases}
 
 
 async def referrals_for(

@@ -64,10 +64,15 @@ def london_datetime(value: datetime | None) -> str:
     return f"{local.day} {local:%B %Y} at {hour}:{local:%M}{suffix}"
 
 
-def long_date(value: date | None) -> str:
-    """``5 March 2009``."""
-    if value is None:
+def long_date(value: date | str | None) -> str:
+    """``5 March 2009`` (from a date, or an ISO date as stored in a referral's body)."""
+    if value is None or value == "":
         return ""
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value)
+        except ValueError:
+            return ""
     return f"{value.day} {value:%B %Y}"
 
 
@@ -102,6 +107,40 @@ def field_label(value: str) -> str:
     return FIELD_LABELS.get(value, value.replace("_", " "))
 
 
+# Decision flags in plain words for staff (anything else is humanised).
+FLAG_WORDS = {
+    "immediate_danger": "In danger now",
+    "suicidal_thoughts": "Suicidal thoughts",
+    "suicidal_plan": "Suicidal thoughts with a plan",
+    "suicidal_intent": "Suicidal thoughts with intent to act soon",
+    "self_harm_past": "Self-harm in the past",
+    "self_harm_recent": "Self-harm in the last few weeks",
+    "self_harm_current": "Self-harming now",
+    "harm_to_others_thoughts": "Thoughts of harming others",
+    "harm_to_others_threats": "Threats to harm others",
+    "harm_to_others_imminent": "May harm someone soon",
+    "unsupported": "No capable support around them",
+    "safeguarding": "Safeguarding concern",
+    "transition_support": "Moving to adult services (transition support)",
+    "risk_not_assessed": "Risk not assessed: no risk question was answered",
+    "no_contact_route": "No way to contact anyone: no phone, email or address for the young "
+    "person or the referrer",
+}
+
+
+def flag_words(value: str) -> str:
+    """A decision flag as staff read it: ``risk_not_assessed`` → ``Risk not assessed: …``."""
+    return FLAG_WORDS.get(value) or humanise(value)
+
+
+_DIALLED = re.compile(r"[^0-9+]")
+
+
+def tel_href(value: str | None) -> str:
+    """A phone number as a ``tel:`` link target (digits and a leading +)."""
+    return "tel:" + _DIALLED.sub("", value or "")
+
+
 def humanise(value: str | None) -> str:
     """``getting_risk_support`` → ``Getting risk support``."""
     if not value:
@@ -122,6 +161,8 @@ templates.env.filters.update(
     humanise=humanise,
     hours_text=hours_text,
     field_label=field_label,
+    flag_words=flag_words,
+    tel_href=tel_href,
 )
 
 
