@@ -45,7 +45,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a queue id the user's team works (repeat for several)",
     )
     token.add_argument("--name", default=None, help="display name")
-    token.add_argument("--subject", default=None, help="user id (default: a new uuid)")
+    token.add_argument(
+        "--id",
+        "--subject",
+        dest="subject",
+        default=None,
+        help="user id (default: the same id every time for the same --name, so a worker keeps "
+        "the cases they hold)",
+    )
+    token.add_argument(
+        "--lifetime-minutes",
+        type=int,
+        default=None,
+        help="how long the token lives (default FRONTDOOR_JWT_LIFETIME_MINUTES; at most "
+        "FRONTDOOR_JWT_MAX_LIFETIME_HOURS)",
+    )
 
     client = sub.add_parser("client", help="referring-system credentials")
     client_sub = client.add_subparsers(dest="client_command", required=True)
@@ -113,8 +127,21 @@ def uvicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
     }
 
 
+# Local user ids are derived from the name in this namespace: one id per name, on any machine.
+LOCAL_STAFF_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:frontdoor:local-staff")
+
+
+def local_staff_id(name: str | None, role: str) -> str:
+    """The user id ``frontdoor token`` gives a name: the same every time (names compared
+    case- and space-insensitively); without a name, one id per role."""
+    key = " ".join(name.split()).casefold() if name and name.strip() else f"role:{role}"
+    return str(uuid.uuid5(LOCAL_STAFF_NAMESPACE, key))
+
+
 def _token(settings: Settings, args: argparse.Namespace) -> int:
-    from app.security import issue_staff_token
+    from datetime import timedelta
+
+    from app.security import issue_staff_token, max_token_lifetime
 
     if settings.is_production:
         print(
@@ -122,16 +149,27 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    minutes = args.lifetime_minutes or settings.jwt_lifetime_minutes
+    if minutes < 1 or timedelta(minutes=minutes) > max_token_lifetime(settings):
+        print(
+            f"a token may live at most {settings.jwt_max_lifetime_hours} hours "
+            "(FRONTDOOR_JWT_MAX_LIFETIME_HOURS); choose a shorter --lifetime-minutes",
+            file=sys.stderr,
+        )
+        return 2
+    subject = args.subject or local_staff_id(args.name, args.role)
     print(
         issue_staff_token(
             settings,
-            subject=args.subject or str(uuid.uuid4()),
+            subject=subject,
             role=Role(args.role),
             queue_ids=args.queues,
             name=args.name,
             now=Clock().now(),
+            lifetime=timedelta(minutes=minutes),
         )
     )
+    print(f"user id: {subject}", file=sys.stderr)
     return 0
 
 

@@ -62,13 +62,16 @@ class Settings(BaseSettings):
     # secret (fine with HS256); required in production with RS256, where that secret is unused.
     web_secret: SecretStr | None = None
     jwt_lifetime_minutes: int = Field(default=8 * 60, ge=1, le=24 * 60)
+    # The longest-lived staff token accepted (exp - iat; exp - now without iat): longer ones are
+    # a 401, and ``frontdoor token`` refuses to mint them.
+    jwt_max_lifetime_hours: int = Field(default=12, ge=1, le=7 * 24)
     # Tolerated clock difference with the identity provider when checking exp/nbf/iat.
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
     # The organisation staff act for, recorded in the audit trail (a token's ``org`` claim wins).
     service_ods_code: str | None = Field(default=None, pattern=r"^[A-Z0-9]{3,10}$")
 
-    # The public self-referral form, per process (see app/ratelimit.py): a token bucket per
-    # client address and one for everyone, each refilled evenly over a minute.
+    # The public self-referral form (see app/ratelimit.py): per client address and overall, per
+    # fixed minute, counted in the database so every worker process and replica shares them.
     self_referral_per_address_per_minute: int = Field(default=10, ge=1, le=10_000)
     self_referral_overall_per_minute: int = Field(default=300, ge=1, le=100_000)
     # How many reverse proxies in front of the service append to X-Forwarded-For. 0 (default):

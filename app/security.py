@@ -100,6 +100,11 @@ PUBLIC = Actor(kind="public", id=None)
 # Staff tokens --------------------------------------------------------------------------------
 
 
+def max_token_lifetime(settings: Settings) -> timedelta:
+    """The longest a staff token may live (``FRONTDOOR_JWT_MAX_LIFETIME_HOURS``)."""
+    return timedelta(hours=settings.jwt_max_lifetime_hours)
+
+
 def issue_staff_token(
     settings: Settings,
     *,
@@ -113,7 +118,13 @@ def issue_staff_token(
     """A signed HS256 staff token (local use and tests; production tokens come from the IdP)."""
     if settings.jwt_algorithm != "HS256":
         raise ValueError("local tokens can only be issued with HS256")
-    expires = now + (lifetime or timedelta(minutes=settings.jwt_lifetime_minutes))
+    lifetime = lifetime or timedelta(minutes=settings.jwt_lifetime_minutes)
+    if lifetime > max_token_lifetime(settings):
+        raise ValueError(
+            f"a token may live at most {settings.jwt_max_lifetime_hours} h "
+            "(FRONTDOOR_JWT_MAX_LIFETIME_HOURS)"
+        )
+    expires = now + lifetime
     claims: dict[str, Any] = {
         "sub": subject,
         "role": role.value,
@@ -208,6 +219,17 @@ class StaffTokenVerifier:
             raise Unauthenticated("The token is not valid.", headers=_bearer_challenge()) from exc
         except jwt.PyJWTError as exc:
             raise Unauthenticated("The token is not valid.", headers=_bearer_challenge()) from exc
+        # A token that lives longer than allowed is refused whatever else it says: a leaked
+        # long-lived token would otherwise outlast the person's session and role by days.
+        issued_at = claims.get("iat")
+        starts = float(issued_at) if isinstance(issued_at, int | float) else time.time()
+        max_seconds = max_token_lifetime(settings).total_seconds()
+        if float(claims["exp"]) - starts > max_seconds + settings.jwt_leeway_seconds:
+            raise Unauthenticated(
+                f"The token lives longer than the {settings.jwt_max_lifetime_hours} hours this "
+                "service accepts. Sign in again to get a shorter-lived token.",
+                headers=_bearer_challenge(),
+            )
         role = claims.get("role")
         if not isinstance(role, str) or role not in STAFF_ROLES:
             raise Forbidden("The token carries no Front Door staff role.")

@@ -15,9 +15,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
-from app.models import ApiClient
+from app.models import ApiClient, StaffMember
 from app.security import Role, issue_staff_token
 from tests.conftest import TEST_JWT_SECRET, _running_app
 from tests.factories import referral_body
@@ -444,3 +444,118 @@ async def test_api_clients_table_never_holds_a_usable_key(make_client, session):
     await make_client(name="School system", ods="EE1234")
     for row in (await session.scalars(select(ApiClient))).all():
         assert not row.key_hash.startswith("fdk_")
+
+
+# Token lifetime cap (FRONTDOOR_JWT_MAX_LIFETIME_HOURS, default 12) -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("issued_hours_ago", "lives_hours", "with_iat", "accepted"),
+    [
+        (0, 12, True, True),
+        (1, 13, True, False),  # exp - iat is 13 h, though only 12 h remain
+        (0, 13, True, False),
+        (0, 24 * 30, True, False),
+        (None, 11, False, True),  # no iat: exp - now
+        (None, 13, False, False),
+    ],
+)
+async def test_tokens_living_longer_than_the_cap_are_401(
+    client, settings, issued_hours_ago, lives_hours, with_iat, accepted
+):
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    issued = now - timedelta(hours=issued_hours_ago or 0)
+    claims = _claims(settings, issued, exp=int((issued + timedelta(hours=lives_hours)).timestamp()))
+    if not with_iat:
+        claims.pop("iat")
+    token = jwt.encode(claims, TEST_JWT_SECRET, algorithm="HS256")
+    response = await client.get(STAFF_ONLY, headers=_bearer(token))
+    if accepted:
+        assert response.status_code == 200, response.text
+    else:
+        _assert_401(response)
+        assert "longer than the 12 hours" in response.json()["detail"]
+
+
+async def test_the_lifetime_cap_is_configurable(migrated, engine, session_factory, clock):
+    from datetime import UTC, datetime
+
+    settings = migrated.model_copy(update={"jwt_max_lifetime_hours": 2})
+    app = await _running_app(settings, engine, session_factory, clock)
+    now = datetime.now(UTC)
+    three_hours = jwt.encode(
+        _claims(settings, now, exp=int((now + timedelta(hours=3)).timestamp())),
+        TEST_JWT_SECRET,
+        algorithm="HS256",
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.get(STAFF_ONLY, headers=_bearer(three_hours))
+    _assert_401(response)
+    assert "2 hours" in response.json()["detail"]
+    with pytest.raises(ValueError, match="at most 2 h"):
+        issue_staff_token(
+            settings, subject="u", role=Role.ADMIN, now=now, lifetime=timedelta(hours=3)
+        )
+
+
+# Staff the service has seen ----------------------------------------------------------------------
+
+
+async def test_a_verified_token_records_the_staff_member_once(
+    client, settings, session, engine, clock
+):
+    from datetime import UTC, datetime
+
+    from sqlalchemy import event
+
+    inserts: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "staff" in statement and statement.lstrip().upper().startswith("INSERT"):
+            inserts.append(statement)
+
+    def token(queues: list[str], name: str = "Dr Seen") -> dict[str, str]:
+        return _bearer(
+            issue_staff_token(
+                settings,
+                subject="seen-1",
+                role=Role.PRACTITIONER,
+                queue_ids=queues,
+                name=name,
+                now=datetime.now(UTC),  # tokens are checked against the wall clock
+            )
+        )
+
+    event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        for _ in range(3):
+            assert (await client.get(STAFF_ONLY, headers=token(["cb-norwich"]))).is_success
+        assert len(inserts) == 1  # recorded once, not on every request
+        member = await session.get(StaffMember, "seen-1")
+        assert member is not None
+        assert (member.name, member.role, member.queue_ids) == (
+            "Dr Seen",
+            "practitioner",
+            ["cb-norwich"],
+        )
+        assert member.first_seen_at == member.last_seen_at == clock.now()
+        # A token describing them differently (another team now) updates the record.
+        clock.set(clock.now() + timedelta(minutes=5))
+        assert (await client.get(STAFF_ONLY, headers=token(["cb-lowestoft"]))).is_success
+        assert len(inserts) == 2
+        session.expire_all()
+        member = await session.get(StaffMember, "seen-1")
+        assert member is not None and member.queue_ids == ["cb-lowestoft"]
+        assert member.last_seen_at > member.first_seen_at
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+
+
+async def test_a_referring_system_is_not_recorded_as_staff(client, make_client, session):
+    _, headers = await make_client()
+    await client.get("/v1/referrals/" + str(uuid.uuid4()), headers=headers)
+    assert (await session.scalar(select(func.count()).select_from(StaffMember))) == 0

@@ -109,6 +109,39 @@ def test_token_subject_can_be_chosen(cli_env, capsys):
     assert jwt.decode(out.strip(), options={"verify_signature": False})["sub"] == "user-42"
 
 
+def _subject(token: str) -> str:
+    return str(jwt.decode(token.strip(), options={"verify_signature": False})["sub"])
+
+
+def test_token_keeps_one_id_per_name(cli_env, capsys):
+    """A worker who mints a new token keeps the id their cases are held under."""
+    first = _run(capsys, "token", "--role", "practitioner", "--name", "Dr Test")[1]
+    again = _run(capsys, "token", "--role", "team_lead", "--name", "  dr  TEST ")[1]
+    other = _run(capsys, "token", "--role", "practitioner", "--name", "Dr Other")[1]
+    assert _subject(first) == _subject(again) != _subject(other)
+    uuid.UUID(_subject(first))
+    nameless = [_run(capsys, "token", "--role", "call_handler")[1] for _ in range(2)]
+    assert _subject(nameless[0]) == _subject(nameless[1])
+    code, out, _ = _run(capsys, "token", "--role", "admin", "--name", "Dr Test", "--id", "u-9")
+    assert code == 0 and _subject(out) == "u-9"
+
+
+def test_token_refuses_a_lifetime_over_the_cap(cli_env, capsys, monkeypatch):
+    code, out, err = _run(capsys, "token", "--role", "admin", "--lifetime-minutes", "721")
+    assert (code, out) == (2, "")
+    assert "at most 12 hours" in err
+    code, out, _ = _run(capsys, "token", "--role", "admin", "--lifetime-minutes", "720")
+    assert code == 0
+    claims = jwt.decode(out.strip(), options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 12 * 3600
+    # The cap is the service's setting; the default lifetime (8 h) must fit under it too.
+    monkeypatch.setenv("FRONTDOOR_JWT_MAX_LIFETIME_HOURS", "4")
+    get_settings.cache_clear()
+    code, out, err = _run(capsys, "token", "--role", "admin")
+    assert (code, out) == (2, "")
+    assert "at most 4 hours" in err
+
+
 def test_token_is_refused_in_production(cli_env, capsys, monkeypatch):
     monkeypatch.setenv("FRONTDOOR_ENVIRONMENT", "production")
     get_settings.cache_clear()
