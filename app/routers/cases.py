@@ -253,7 +253,10 @@ STATUS_DESCRIPTION = (
     "/{case_id}/allocate",
     "Allocate or reallocate the case to a key worker (team leads of its queue)",
     "A waiting case becomes allocated; a held case changes key worker and keeps its status. "
-    "Every allocation stays in the timeline.",
+    "Every allocation stays in the timeline. key_worker_id must be a member of staff the "
+    "service knows (they have signed in) whose role holds cases in this queue: a practitioner "
+    "or team lead of the queue, or a duty clinician (crisis and duty queues, or their own); "
+    "anyone else (a call handler, an unknown id) is a 422 on key_worker_id.",
 )
 async def allocate_case(
     case_id: uuid.UUID,
@@ -438,7 +441,9 @@ async def decide_thrive(
 @_action(
     "/{case_id}/supporters",
     "Pull in a supporting worker or specialist team; the key worker keeps the case",
-    "A supporting worker can read the case; so can members of a supporting team.",
+    "A supporting worker can read the case; so can members of a supporting team. worker_id "
+    "must be a known member of staff who works with cases (not a call handler), else a 422 "
+    "on worker_id.",
 )
 async def add_supporter(
     case_id: uuid.UUID,
