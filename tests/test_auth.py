@@ -559,3 +559,12 @@ async def test_a_referring_system_is_not_recorded_as_staff(client, make_client, 
     _, headers = await make_client()
     await client.get("/v1/referrals/" + str(uuid.uuid4()), headers=headers)
     assert (await session.scalar(select(func.count()).select_from(StaffMember))) == 0
+
+
+async def test_console_sign_ins_record_the_staff_member_too(client, staff_headers, session):
+    token = staff_headers("call_handler", subject="console-user")["Authorization"][7:]
+    client.cookies.set("fd_staff", token, path="/console")
+    response = await client.get("/console")
+    assert response.status_code == 200, response.text
+    member = await session.get(StaffMember, "console-user")
+    assert member is not None and member.role == "call_handler"

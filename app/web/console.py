@@ -19,7 +19,7 @@ from starlette.datastructures import FormData
 
 from app.config import Settings
 from app.content import URGENT_CODES
-from app.deps import ClockDep, RulesetDep, SessionDep, SettingsDep
+from app.deps import ClockDep, RulesetDep, SessionDep, SettingsDep, authenticate_staff
 from app.errors import Forbidden, IdempotencyKeyReused, Unauthenticated, Unprocessable
 from app.models import Person
 from app.presenters import referral_status
@@ -72,7 +72,8 @@ async def console_actor(request: Request) -> Actor:
     if not token:
         raise SignInRequired()
     try:
-        actor = await request.app.state.token_verifier.authenticate(token)
+        # As the API does: verified, and recorded as staff the service has seen.
+        actor = await authenticate_staff(request, token)
     except (Unauthenticated, Forbidden) as exc:
         raise SignInRequired(exc.detail) from exc
     if not isinstance(actor, Actor) or not actor.is_staff:
