@@ -35,9 +35,31 @@ def crisis_block() -> CrisisBlock:
     )
 
 
-def next_steps(code: UrgencyCode, route: RouteKind, reference: str) -> str:
-    """What happens next, in words that match the urgency of the decision."""
+# Where to turn when we cannot reach them (national and always open, or walking in).
+TALK_TO_SOMEONE = (
+    "call NHS 111 and choose the mental health option, or drop in to one of our Community "
+    "Bases or One Stop Shops"
+)
+
+
+def next_steps(
+    code: UrgencyCode, route: RouteKind, reference: str, *, contact_route: bool = True
+) -> str:
+    """What happens next, in words that match the urgency of the decision.
+
+    Never a promise that cannot be kept: with no phone number or email for anyone, we say we
+    cannot contact them and what to do now (docs/domain/trust-and-safety.md).
+    """
     quote = f"Your reference is {reference}. Please quote it if you contact us."
+    if not contact_route:
+        urgent_now = "If you are in danger now, call 999. " if code in URGENT_CODES else ""
+        return (
+            f"{urgent_now}We have received what you told us, but you did not leave a phone "
+            "number or email, so we have no way to contact you. Our duty team can see your "
+            f"referral. To talk to someone, {TALK_TO_SOMEONE}, and quote your reference. You can "
+            "also fill in the form again with a way to contact you. If you need help now, use "
+            f"the contacts on this page. {quote}"
+        )
     if code is UrgencyCode.A:
         return (
             "You told us you are in danger now. Call 999 straight away. Our crisis team has "

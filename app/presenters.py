@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from app.models import Case, Referral, TriageDecision
-from app.schemas.referral import DecisionRead, ReferralRead
+from app.schemas.referral import DecisionRead, JoinedRead, PersonLinkRead, ReferralRead
+
+# What a referring system reads for a rule decided with details another organisation gave.
+ON_RECORD_REASON = "Decided using details already held on the young person's record."
+# What a referring system reads as the status of a case its referral did not open.
+RECEIVED_STATUS = "received"
 
 
 def referral_status(referral: Referral, case: Case | None) -> str:
@@ -13,14 +20,79 @@ def referral_status(referral: Referral, case: Case | None) -> str:
     return case.status
 
 
-def referral_read(referral: Referral, decision: TriageDecision, case: Case | None) -> ReferralRead:
+def _redacted_for_system(output: dict[str, Any]) -> dict[str, Any]:
+    """The decision without what the person's record (not this system) supplied: inputs taken
+    from the record are left out, and reasons that quote them are replaced."""
+    rules = []
+    record_stages = set()
+    for rule in output.get("rules_fired", []):
+        sources = rule.get("sources", {})
+        from_record = [key for key, source in sources.items() if source == "record"]
+        if from_record:
+            record_stages.add(rule["stage"])
+            rule = {
+                **rule,
+                "inputs": {k: v for k, v in rule["inputs"].items() if k not in from_record},
+                "reason": ON_RECORD_REASON,
+            }
+        rules.append(rule)
+    eligibility = output["eligibility"]
+    if "eligibility" in record_stages:
+        eligibility = {
+            **eligibility,
+            "reasons": [
+                {"rule": r["rule"], "detail": ON_RECORD_REASON} for r in eligibility["reasons"]
+            ],
+        }
+    return {**output, "rules_fired": rules, "eligibility": eligibility}
+
+
+def referral_read(
+    referral: Referral,
+    decision: TriageDecision,
+    case: Case | None,
+    *,
+    for_staff: bool,
+    case_visible: bool = True,
+    person_existed: bool | None = None,
+) -> ReferralRead:
+    """The referral as its reader may see it.
+
+    Staff see everything, with ``joined`` (when known) and any proposed person link. A
+    referring system sees its own referral, the state of the case only when its own referral
+    opened it (``case_visible``), and nothing another organisation told us.
+    """
+    output = decision.output if for_staff else _redacted_for_system(decision.output)
+    joined = None
+    if for_staff and person_existed is not None:
+        joined = JoinedRead(
+            person="existing" if person_existed else "new",
+            case=(
+                "none"
+                if case is None
+                else "existing"
+                if referral.disposition == "joined_case"
+                else "new"
+            ),
+        )
+    person_link = None
+    if for_staff and referral.person_link is not None and referral.proposed_person_id:
+        person_link = PersonLinkRead(
+            status=referral.person_link,
+            person_id=referral.proposed_person_id,
+            decided_by=referral.person_link_decided_by,
+            decided_at=referral.person_link_decided_at,
+        )
     return ReferralRead(
         id=referral.id,
         reference=referral.reference,
         person_id=referral.person_id,
         channel=referral.channel,
         received_at=referral.received_at,
-        status=referral_status(referral, case),
-        decision=DecisionRead.model_validate(decision.output),
+        status=referral_status(referral, case) if case_visible else RECEIVED_STATUS,
+        decision=DecisionRead.model_validate(output),
         case_id=referral.case_id,
+        joined=joined,
+        incomplete_fields=list(referral.incomplete_fields or []),
+        person_link=person_link,
     )

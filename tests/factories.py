@@ -81,7 +81,6 @@ def referral_body(
             "type": "gp",
             "name": "Dr Example",
             "organisation": "Example Surgery",
-            "ods_code": "A81001",
         }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(body.get(key), dict):
@@ -97,4 +96,6 @@ def self_referral_body(
     body = referral_body("phone", age=age, nhs=nhs, **overrides)
     del body["channel"]
     body["referrer"] = {"type": "self"}
+    # A way to contact them (Ofcom's drama range), unless a test says otherwise.
+    body["person"].setdefault("phone", "07700 900123")
     return body

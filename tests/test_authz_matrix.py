@@ -144,6 +144,13 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/v1/referrals/{referral_id}"): Access(
         STAFF | {"system_submitter"}, path=lambda w: {"referral_id": w.referral_id}
     ),
+    ("GET", "/v1/referrals"): Access(STAFF, params=lambda w: {"reference": "FD-0000-0000"}),
+    ("POST", "/v1/referrals/{referral_id}/person-link"): Access(
+        STAFF,
+        action=True,
+        body=lambda c, w: {"decision": "reject"},
+        path=lambda w: {"referral_id": w.referral_id},
+    ),
     ("GET", "/v1/persons"): Access(STAFF, params=lambda w: {"nhs_number": NHS}),
     ("GET", "/v1/rulesets/current"): Access(STAFF),
     ("GET", "/v1/audit"): Access(frozenset({"admin"}), params=lambda w: {"person_id": w.person_id}),

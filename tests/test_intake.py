@@ -176,7 +176,7 @@ async def test_self_referral_answers_reference_and_next_steps(client, session):
     response = await client.post("/v1/self-referrals", json=self_referral_body(age=17))
     assert response.status_code == 201, response.text
     body = response.json()
-    assert set(body) == {"reference", "received_at", "next_steps", "crisis"}
+    assert set(body) == {"reference", "received_at", "next_steps", "contact_route", "crisis"}
     assert body["crisis"] is None
     assert body["reference"] in body["next_steps"]
     referral = await session.scalar(select(Referral))
@@ -231,7 +231,7 @@ async def test_gillick_judgement_is_recorded(client, staff_headers, session):
     assert referral.normalised["consent"]["gillick"]["outcome"] == "competent"
 
 
-async def test_person_recorded_once_across_gp_and_self_referral(
+async def test_person_recorded_once_across_gp_and_phone_referral(
     client, make_client, staff_headers, session
 ):
     nhs = valid_test_nhs_numbers(1, start=500)[0]
@@ -242,7 +242,9 @@ async def test_person_recorded_once_across_gp_and_self_referral(
         headers={**gp, "Idempotency-Key": "once-1"},
     )
     await client.post(
-        "/v1/self-referrals", json=self_referral_body(nhs=f"{nhs[:3]} {nhs[3:6]} {nhs[6:]}", age=16)
+        "/v1/referrals",
+        json=referral_body(nhs=f"{nhs[:3]} {nhs[3:6]} {nhs[6:]}", age=16),
+        headers=staff_headers(),
     )
     people = await session.scalars(select(Person).where(Person.nhs_number == nhs))
     assert len(people.all()) == 1

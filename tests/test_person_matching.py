@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from app.models import Person
 from app.schemas.referral import PersonIn
 from app.services.persons import (
+    ChangeAuthor,
     _prefix_upper_bound,
     resolve_person,
     search_persons,
@@ -14,6 +15,7 @@ from app.services.persons import (
 from tests.factories import valid_test_nhs_numbers
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+AUTHOR = ChangeAuthor(kind="staff", id="staff-test")
 NHS = valid_test_nhs_numbers(6, start=7100)
 DOB = date(2010, 5, 17)
 
@@ -30,8 +32,10 @@ def _person(**overrides: object) -> PersonIn:
 
 
 async def test_resolve_person_creates_once_then_matches_by_nhs_number(session):
-    first = await resolve_person(session, _person(nhs_number=NHS[0]), NOW)
-    again = await resolve_person(session, _person(nhs_number=NHS[0], given_name="Alexa"), NOW)
+    first = await resolve_person(session, _person(nhs_number=NHS[0]), NOW, author=AUTHOR)
+    again = await resolve_person(
+        session, _person(nhs_number=NHS[0], given_name="Alexa"), NOW, author=AUTHOR
+    )
     assert first.created and not again.created
     assert again.person is first.person
     assert first.person.family_name_key == "lazarus"
@@ -56,7 +60,10 @@ async def test_resolve_person_joins_a_number_recorded_by_someone_else(session, m
     )
     await session.flush()
     resolved = await resolve_person(
-        session, PersonIn(nhs_number=NHS[1], given_name="Sam", phone="07700 900001"), NOW
+        session,
+        PersonIn(nhs_number=NHS[1], given_name="Sam", phone="07700 900001"),
+        NOW,
+        author=AUTHOR,
     )
     assert not resolved.created
     assert resolved.person.nhs_number == NHS[1]
@@ -64,8 +71,8 @@ async def test_resolve_person_joins_a_number_recorded_by_someone_else(session, m
 
 
 async def test_demographic_match_needs_exactly_one_candidate(session):
-    one = (await resolve_person(session, _person(given_name="Ruby"), NOW)).person
-    same = (await resolve_person(session, _person(given_name="ruby "), NOW)).person
+    one = (await resolve_person(session, _person(given_name="Ruby"), NOW, author=AUTHOR)).person
+    same = (await resolve_person(session, _person(given_name="ruby "), NOW, author=AUTHOR)).person
     assert same is one
     # A second record with the same details (recorded under an NHS number) makes it ambiguous.
     session.add(
@@ -81,28 +88,40 @@ async def test_demographic_match_needs_exactly_one_candidate(session):
         )
     )
     await session.flush()
-    third = (await resolve_person(session, _person(given_name="Ruby"), NOW)).person
+    third = (await resolve_person(session, _person(given_name="Ruby"), NOW, author=AUTHOR)).person
     assert third is not one
 
 
 async def test_nhs_number_holder_wins_over_demographic_candidates(session):
     holder = (
         await resolve_person(
-            session, _person(given_name="Mia", family_name="Zhang", nhs_number=NHS[2]), NOW
+            session,
+            _person(given_name="Mia", family_name="Zhang", nhs_number=NHS[2]),
+            NOW,
+            author=AUTHOR,
         )
     ).person
-    await resolve_person(session, _person(given_name="Kai", family_name="Zhang"), NOW)
+    await resolve_person(
+        session, _person(given_name="Kai", family_name="Zhang"), NOW, author=AUTHOR
+    )
     found = (
         await resolve_person(
-            session, _person(given_name="Kai", family_name="Zhang", nhs_number=NHS[2]), NOW
+            session,
+            _person(given_name="Kai", family_name="Zhang", nhs_number=NHS[2]),
+            NOW,
+            author=AUTHOR,
         )
     ).person
     assert found is holder
 
 
 async def test_a_different_nhs_number_is_never_joined_on_demographics(session):
-    first = await resolve_person(session, _person(given_name="Noa", nhs_number=NHS[3]), NOW)
-    second = await resolve_person(session, _person(given_name="Noa", nhs_number=NHS[4]), NOW)
+    first = await resolve_person(
+        session, _person(given_name="Noa", nhs_number=NHS[3]), NOW, author=AUTHOR
+    )
+    second = await resolve_person(
+        session, _person(given_name="Noa", nhs_number=NHS[4]), NOW, author=AUTHOR
+    )
     assert second.created and second.person is not first.person
     assert second is not first
 
@@ -115,7 +134,9 @@ async def test_close_matches_by_prefix_including_z_and_accented_names(session):
         ("Zoë-Ann", "Ola"),
         ("Zoeller", "Una"),
     ):
-        await resolve_person(session, _person(family_name=family, given_name=given), NOW)
+        await resolve_person(
+            session, _person(family_name=family, given_name=given), NOW, author=AUTHOR
+        )
     found = await search_persons(session, family_name="Lazaruss", date_of_birth=DOB)
     names = sorted(m.person.family_name for m in found)
     assert names == ["Lazarus", "Lazenby"]  # "laz" prefix; "lba" is past the range

@@ -31,7 +31,13 @@ def _client_from(app: Any, address: str) -> httpx.AsyncClient:
 async def test_no_login_is_needed(client):
     response = await client.post(FORM, json=self_referral_body())
     assert response.status_code == 201, response.text
-    assert set(response.json()) == {"reference", "received_at", "next_steps", "crisis"}
+    assert set(response.json()) == {
+        "reference",
+        "received_at",
+        "next_steps",
+        "contact_route",
+        "crisis",
+    }
 
 
 async def test_a_filled_honeypot_is_refused_and_nothing_is_stored(client, session):

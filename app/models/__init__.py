@@ -4,7 +4,7 @@ from app.models.audit import AuditEvent
 from app.models.base import Base
 from app.models.case import Case, CaseEvent, CaseSupporter
 from app.models.directory import Queue, RulesetRecord
-from app.models.person import Person
+from app.models.person import Person, PersonChange
 from app.models.ratelimit import RateLimitWindow
 from app.models.referral import ApiClient, IdempotencyKey, Referral, TriageDecision
 from app.models.staff import StaffMember
@@ -18,6 +18,7 @@ __all__ = [
     "CaseSupporter",
     "IdempotencyKey",
     "Person",
+    "PersonChange",
     "Queue",
     "RateLimitWindow",
     "Referral",

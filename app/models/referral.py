@@ -6,13 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, new_id
+from app.models.base import Base, JSONType, new_id
 
 CHANNELS = ("phone", "drop_in", "system", "web")
 DISPOSITIONS = ("case_opened", "joined_case", "signposted")
+PERSON_LINK_STATUSES = ("proposed", "confirmed", "rejected")
 
 
 class Referral(Base):
@@ -29,6 +30,15 @@ class Referral(Base):
         ),
         CheckConstraint(
             "(disposition = 'signposted') = (case_id IS NULL)", name="case_unless_signposted"
+        ),
+        CheckConstraint(
+            "person_link IS NULL OR person_link IN ("
+            + ", ".join(f"'{s}'" for s in PERSON_LINK_STATUSES)
+            + ")",
+            name="person_link_known",
+        ),
+        CheckConstraint(
+            "(person_link IS NULL) = (proposed_person_id IS NULL)", name="person_link_has_person"
         ),
         Index("ix_referrals_person_received", "person_id", "received_at"),
         Index("ix_referrals_client_received", "submitted_by_client_id", "received_at"),
@@ -52,6 +62,18 @@ class Referral(Base):
     raw_payload: Mapped[dict[str, Any]]
     normalised: Mapped[dict[str, Any]]
     reason: Mapped[str | None] = mapped_column(Text)
+    # Answers missing or invalid when an urgent web referral was stored anyway (field paths).
+    incomplete_fields: Mapped[list[str]] = mapped_column(
+        JSONType, default=list, server_default=text("'[]'")
+    )
+    # A public (unverified) referral's proposed match with a known person, for staff to confirm
+    # or reject; it never changes that person's record by itself.
+    proposed_person_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("persons.id"), index=True
+    )
+    person_link: Mapped[str | None] = mapped_column(String(16))
+    person_link_decided_by: Mapped[str | None] = mapped_column(String(128))
+    person_link_decided_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
 

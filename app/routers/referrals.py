@@ -6,18 +6,23 @@ import uuid
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Request, Response
-from sqlalchemy import select
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from app.authz import can_read_referral
 from app.deps import ActorDep, ClockDep, JsonBody, RulesetDep, SessionDep, SettingsDep, StaffDep
 from app.errors import Forbidden, NotFound, Unprocessable
-from app.models import ApiClient, Case, Referral, TriageDecision
+from app.models import Case, Referral, TriageDecision
 from app.presenters import referral_read
 from app.responses import ERROR_RESPONSES, errors_for
-from app.schemas.referral import DecisionRead, ReferralCreate, ReferralRead
-from app.services import audit
-from app.services.intake import check_site, facts_from, submit_referral
+from app.schemas.referral import (
+    DecisionRead,
+    PersonLinkDecision,
+    ReferralCreate,
+    ReferralListRead,
+    ReferralRead,
+)
+from app.services import audit, referrals
+from app.services.intake import check_site, facts_from, has_contact_route, submit_referral
 from app.triage import evaluate
 
 router = APIRouter(prefix="/v1", tags=["referrals"])
@@ -77,7 +82,14 @@ async def create_referral(
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = f"/v1/referrals/{result.referral.id}"
-    return referral_read(result.referral, result.decision, result.case)
+    return await _present(
+        session,
+        actor,
+        result.referral,
+        result.decision,
+        result.case,
+        person_existed=result.person_existed,
+    )
 
 
 @router.post(
@@ -94,8 +106,8 @@ async def evaluate_referral(
     clock: ClockDep,
 ) -> DecisionRead:
     check_site(body, ruleset)
-    decision = evaluate(facts_from(body, clock.now()), ruleset)
-    return DecisionRead.model_validate(decision.to_dict())
+    facts = facts_from(body, clock.now(), contact_route=has_contact_route(body, actor))
+    return DecisionRead.model_validate(evaluate(facts, ruleset).to_dict())
 
 
 @router.get(
@@ -107,22 +119,14 @@ async def evaluate_referral(
 async def get_referral(
     referral_id: uuid.UUID, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> ReferralRead:
-    row = (
-        await session.execute(
-            select(Referral, TriageDecision, Case, ApiClient.ods_code)
-            .join(TriageDecision, TriageDecision.referral_id == Referral.id)
-            .outerjoin(Case, Case.id == Referral.case_id)
-            .outerjoin(ApiClient, ApiClient.id == Referral.submitted_by_client_id)
-            .where(Referral.id == referral_id)
-        )
-    ).one_or_none()
-    if row is None:
+    stored = await referrals.get_stored(session, referral_id)
+    if stored is None:
         raise NotFound("No referral with this id.")
-    referral, decision, case, submitted_by_ods_code = row
+    referral, decision, case = stored.referral, stored.decision, stored.case
     if not can_read_referral(
         actor,
         submitted_by_client_id=referral.submitted_by_client_id,
-        submitted_by_ods_code=submitted_by_ods_code,
+        submitted_by_ods_code=stored.submitted_by_ods_code,
     ):
         await audit.record_refusal(
             session,
@@ -144,7 +148,90 @@ async def get_referral(
         person_id=referral.person_id,
         now=clock.now(),
     )
-    return referral_read(referral, decision, case)
+    return await _present(session, actor, referral, decision, case)
+
+
+async def _present(
+    session: SessionDep,
+    actor: ActorDep,
+    referral: Referral,
+    decision: TriageDecision,
+    case: Case | None,
+    *,
+    person_existed: bool | None = None,
+) -> ReferralRead:
+    """A referring system sees a case's state only when its own referral opened the case."""
+    if actor.is_staff:
+        return referral_read(
+            referral, decision, case, for_staff=True, person_existed=person_existed
+        )
+    case_visible = case is None or (
+        referral.disposition == "case_opened"
+        or await referrals.case_opened_by_client(session, case.id, actor.client_id)
+    )
+    return referral_read(referral, decision, case, for_staff=False, case_visible=case_visible)
+
+
+@router.get(
+    "/referrals",
+    response_model=ReferralListRead,
+    responses=errors_for(401, 403, 422),
+    summary="Find a referral by its reference (staff)",
+)
+async def find_referrals(
+    session: SessionDep,
+    actor: StaffDep,
+    clock: ClockDep,
+    reference: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=32,
+            description="the reference the young person or referrer was given, e.g. FD-1A2B-3C4D "
+            "(any case; dashes optional)",
+        ),
+    ],
+) -> ReferralListRead:
+    stored = await referrals.stored_by_reference(session, reference)
+    if stored is None:
+        return ReferralListRead(items=[])
+    audit.record(
+        session,
+        actor=actor,
+        action="read",
+        resource_type="referral",
+        resource_id=stored.referral.id,
+        person_id=stored.referral.person_id,
+        now=clock.now(),
+        details={"by": "reference"},
+    )
+    return ReferralListRead(
+        items=[referral_read(stored.referral, stored.decision, stored.case, for_staff=True)]
+    )
+
+
+@router.post(
+    "/referrals/{referral_id}/person-link",
+    response_model=ReferralRead,
+    dependencies=[JsonBody],
+    responses=errors_for(400, 401, 403, 404, 409, 415, 422),
+    summary="Confirm or reject a public self-referral's proposed match with a known person",
+)
+async def decide_person_link(
+    referral_id: uuid.UUID,
+    body: Annotated[PersonLinkDecision, Body()],
+    session: SessionDep,
+    actor: StaffDep,
+    clock: ClockDep,
+) -> ReferralRead:
+    stored = await referrals.decide_person_link(
+        session,
+        referral_id=referral_id,
+        confirm=body.decision == "confirm",
+        actor=actor,
+        now=clock.now(),
+    )
+    return referral_read(stored.referral, stored.decision, stored.case, for_staff=True)
 
 
 __all__ = ["ERROR_RESPONSES", "router"]

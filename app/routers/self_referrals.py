@@ -15,6 +15,7 @@ from app.schemas.referral import SelfReferralCreate, SelfReferralRead
 from app.security import PUBLIC
 from app.services.intake import submit_referral
 from app.triage.decision import RouteKind, UrgencyCode
+from app.triage.urgency import NO_CONTACT_ROUTE
 
 router = APIRouter(prefix="/v1", tags=["self-referral"])
 
@@ -45,10 +46,18 @@ async def create_self_referral(
     )
     decision = result.decision
     code = UrgencyCode(decision.urgency_code)
-    # The reply says nothing about whether this person was already known (no oracle).
+    contact_route = NO_CONTACT_ROUTE not in decision.output["urgency"]["flags"]
+    # The reply says nothing about whether this person was already known (no oracle). With no
+    # way to contact anyone it says so, and gives the crisis contacts whatever the urgency.
     return SelfReferralRead(
         reference=result.referral.reference,
         received_at=result.referral.received_at,
-        next_steps=next_steps(code, RouteKind(decision.route_kind), result.referral.reference),
-        crisis=crisis_block() if code in URGENT_CODES else None,
+        next_steps=next_steps(
+            code,
+            RouteKind(decision.route_kind),
+            result.referral.reference,
+            contact_route=contact_route,
+        ),
+        contact_route=contact_route,
+        crisis=crisis_block() if code in URGENT_CODES or not contact_route else None,
     )

@@ -68,8 +68,13 @@ class PersonIn(StrictModel):
     postcode: Postcode | None = None
     phone: Phone | None = None
     email: Email | None = None
-    send: bool = Field(default=False, description="special educational needs and disability")
-    looked_after: bool = Field(default=False, description="looked-after or adopted child")
+    # Left out (null): not said. For a known person, triage then reads the person's record.
+    send: bool | None = Field(
+        default=None, description="special educational needs and disability; null: not said"
+    )
+    looked_after: bool | None = Field(
+        default=None, description="looked-after or adopted child; null: not said"
+    )
 
     @field_validator("date_of_birth")
     @classmethod
@@ -89,11 +94,13 @@ class CamhsIn(StrictModel):
 
 
 class RiskIn(StrictModel):
-    immediate_danger: bool = False
-    suicidal: Suicidal = Suicidal.NONE
-    self_harm: SelfHarm = SelfHarm.NONE
-    harm_to_others: HarmToOthers = HarmToOthers.NONE
-    safeguarding_concern: bool = False
+    """Risk answers. A question left out (or null) is *not asked*, never *no*: "no" must be said."""
+
+    immediate_danger: bool | None = Field(default=None, description="null: not asked")
+    suicidal: Suicidal | None = Field(default=None, description="null: not asked")
+    self_harm: SelfHarm | None = Field(default=None, description="null: not asked")
+    harm_to_others: HarmToOthers | None = Field(default=None, description="null: not asked")
+    safeguarding_concern: bool | None = Field(default=None, description="null: not asked")
     supported: bool | None = Field(
         default=None, description="capable support around them; null when unknown"
     )
@@ -142,7 +149,24 @@ class DropInReferralCreate(_ReferralBody):
 
 
 class SystemReferralCreate(_ReferralBody):
+    """A referring system's referral: it must say who the young person is."""
+
     channel: Literal["system"]
+    person: PersonIn = Field(
+        description="must identify the young person: nhs_number, or given_name, family_name "
+        "and date_of_birth"
+    )
+
+    @field_validator("person")
+    @classmethod
+    def _person_identified(cls, person: PersonIn) -> PersonIn:
+        named = person.given_name and person.family_name and person.date_of_birth
+        if person.nhs_number is None and not named:
+            raise ValueError(
+                "a referring system must identify the young person: an NHS number, or given "
+                "name, family name and date of birth"
+            )
+        return person
 
     @model_validator(mode="after")
     def _professional_referrer(self) -> SystemReferralCreate:
@@ -228,6 +252,10 @@ class FiredRuleRead(BaseModel):
     stage: str
     rule: str
     inputs: dict[str, Any]
+    sources: dict[str, Literal["referral", "record"]] = Field(
+        default_factory=dict,
+        description="for inputs about the person: the referral's own, or the person's record",
+    )
     outcome: str
     reason: str
 
@@ -240,7 +268,26 @@ class DecisionRead(BaseModel):
         "getting_advice", "getting_help", "getting_more_help", "getting_risk_support"
     ]
     route: RouteRead
+    risk_not_answered: list[str] = Field(
+        default_factory=list, description="risk questions not asked (left out)"
+    )
     rules_fired: list[FiredRuleRead] = Field(default_factory=list)
+
+
+class JoinedRead(BaseModel):
+    """Whether the referral joined a person and an open case already known (staff only)."""
+
+    person: Literal["new", "existing"]
+    case: Literal["new", "existing", "none"]
+
+
+class PersonLinkRead(BaseModel):
+    """An unverified (public) referral's proposed match with a known person, for staff."""
+
+    status: Literal["proposed", "confirmed", "rejected"]
+    person_id: uuid.UUID
+    decided_by: str | None = None
+    decided_at: datetime | None = None
 
 
 class ReferralRead(BaseModel):
@@ -249,9 +296,32 @@ class ReferralRead(BaseModel):
     person_id: uuid.UUID
     channel: Literal["phone", "drop_in", "system", "web"]
     received_at: datetime
-    status: str = Field(description="signposted, or the status of the case that holds the referral")
+    status: str = Field(
+        description="signposted, or the status of the case that holds the referral; a "
+        "referring system sees `received` for a case another organisation's referral opened"
+    )
     decision: DecisionRead
     case_id: uuid.UUID | None
+    joined: JoinedRead | None = Field(
+        default=None, description="staff only: did it join a known person and an open case"
+    )
+    incomplete_fields: list[str] = Field(
+        default_factory=list,
+        description="answers missing or invalid when an urgent web referral was stored anyway",
+    )
+    person_link: PersonLinkRead | None = Field(
+        default=None, description="staff only: a public referral's proposed match"
+    )
+
+
+class ReferralListRead(BaseModel):
+    items: list[ReferralRead]
+
+
+class PersonLinkDecision(StrictModel):
+    """Staff decide a public self-referral's proposed match with a known person."""
+
+    decision: Literal["confirm", "reject"]
 
 
 class CrisisContact(BaseModel):
@@ -269,6 +339,9 @@ class SelfReferralRead(BaseModel):
     reference: str
     received_at: datetime
     next_steps: str
+    contact_route: bool = Field(
+        default=True, description="false: no phone or email was given, so we cannot contact them"
+    )
     crisis: CrisisBlock | None = None
 
 

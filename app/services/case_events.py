@@ -90,3 +90,28 @@ async def record_referral(
         ),
         data=data,
     )
+
+
+async def record_person_confirmed(
+    session: AsyncSession,
+    case: Case,
+    referral: Referral,
+    *,
+    actor: Actor,
+    from_person_id: object,
+    now: datetime,
+) -> CaseEvent:
+    """Staff confirmed that a public self-referral is about a known person: the case moves to
+    that person's record (ids only in the timeline)."""
+    return await append_event(
+        session,
+        case,
+        type="person_confirmed",
+        now=now,
+        actor=actor,
+        data={
+            "referral_id": str(referral.id),
+            "from_person_id": str(from_person_id),
+            "to_person_id": str(referral.person_id),
+        },
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,10 +28,10 @@ from app.models.base import new_id
 from app.schemas.referral import AnyReferralCreate, DropInReferralCreate, SelfReferralCreate
 from app.security import Actor
 from app.services import audit, case_events
-from app.services.persons import resolve_person
+from app.services.persons import ChangeAuthor, record_unverified_person, resolve_person
 from app.triage import Decision, ReferralFacts, RiskAnswers, Ruleset, evaluate
 from app.triage.decision import URGENCY_RANK, RouteKind
-from app.triage.facts import Channel, ReferrerType, SettingPreference
+from app.triage.facts import RECORD_FACTS, Channel, ReferrerType, SettingPreference
 
 log = structlog.get_logger(__name__)
 
@@ -50,22 +51,58 @@ def channel_of(body: AnyReferralCreate) -> Channel:
     return Channel(body.channel)
 
 
-def facts_from(body: AnyReferralCreate, received_at: datetime) -> ReferralFacts:
-    """Map any channel's body to the one set of facts the triage engine reads."""
+def has_contact_route(body: AnyReferralCreate, actor: Actor, known: Person | None = None) -> bool:
+    """Can anyone be contacted about this referral? A phone or email for the young person or
+    the referrer, the referring organisation (a system's credential names it), or contact
+    details already on a known (verified) person's record."""
+    person, referrer = body.person, body.referrer
+    if person.phone or person.email or referrer.phone or referrer.email:
+        return True
+    if actor.is_system:
+        return True
+    return known is not None and bool(known.phone or known.email)
+
+
+def facts_from(
+    body: AnyReferralCreate,
+    received_at: datetime,
+    *,
+    known: Person | None = None,
+    contact_route: bool = True,
+) -> ReferralFacts:
+    """Map any channel's body to the one set of facts the triage engine reads.
+
+    ``known`` is the verified person a staff or system referral joined: a fact of
+    ``RECORD_FACTS`` the referral leaves out is read from their record, and listed in
+    ``from_record`` (docs/domain/trust-and-safety.md, "What we know counts").
+    """
     risk = body.risk
     preference = body.preferences.setting
+    given: dict[str, Any] = {
+        "date_of_birth": body.person.date_of_birth,
+        "postcode": body.person.postcode,
+        "send": body.person.send,
+        "looked_after": body.person.looked_after,
+    }
+    from_record: list[str] = []
+    if known is not None:
+        for fact in RECORD_FACTS:
+            recorded = getattr(known, fact)
+            if given[fact] is None and recorded is not None:
+                given[fact] = recorded
+                from_record.append(fact)
     return ReferralFacts(
         received_at=received_at,
         channel=channel_of(body),
         referrer_type=ReferrerType(body.referrer.type),
-        date_of_birth=body.person.date_of_birth,
-        postcode=body.person.postcode,
+        date_of_birth=given["date_of_birth"],
+        postcode=given["postcode"],
         site_id=body.site_id if isinstance(body, DropInReferralCreate) else None,
         camhs_status=body.camhs.status,
         camhs_transition_planned=body.camhs.transition_planned,
         amhs_threshold=body.amhs_threshold,
-        send=body.person.send,
-        looked_after=body.person.looked_after,
+        send=bool(given["send"]),
+        looked_after=bool(given["looked_after"]),
         request=body.request,
         risk=RiskAnswers(
             immediate_danger=risk.immediate_danger,
@@ -76,6 +113,8 @@ def facts_from(body: AnyReferralCreate, received_at: datetime) -> ReferralFacts:
             supported=risk.supported,
         ),
         setting_preference=SettingPreference(preference) if preference else None,
+        contact_route=contact_route,
+        from_record=tuple(from_record),
     )
 
 
@@ -107,12 +146,27 @@ def check_site(body: AnyReferralCreate, ruleset: Ruleset) -> None:
             )
 
 
+def check_referrer_organisation(body: AnyReferralCreate, actor: Actor) -> None:
+    """A referring system is who its key says: another organisation's ODS code is refused."""
+    if not actor.is_system or isinstance(body, SelfReferralCreate):
+        return
+    sent = body.referrer.ods_code
+    if sent is not None and sent != actor.ods_code:
+        raise Unprocessable(
+            "referrer.ods_code must be your own organisation's ODS code (the one your API key "
+            "was issued to), or left out.",
+            field="referrer.ods_code",
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class IntakeResult:
     referral: Referral
     decision: TriageDecision
     case: Case | None
     replayed: bool = False
+    # Whether the referral joined a person and an open case already known (staff see this).
+    person_existed: bool = False
 
 
 async def submit_referral(
@@ -125,9 +179,19 @@ async def submit_referral(
     now: datetime,
     idempotency_key: str | None = None,
     idempotency_ttl: timedelta = timedelta(hours=72),
+    incomplete_fields: Sequence[str] = (),
 ) -> IntakeResult:
-    """Record a referral, decide on it and route it, in the caller's transaction."""
+    """Record a referral, decide on it and route it, in the caller's transaction.
+
+    Staff and referring systems are trusted to add to a known person's record (every change
+    recorded). A public self-referral (``actor`` PUBLIC) is unverified: it is stored with its
+    own person record and only *proposes* a match, opens its own case (its urgent answers are
+    acted on at once, whatever it matches) and never joins or changes a known person's case.
+    ``incomplete_fields`` names answers missing or invalid in an urgent web referral that was
+    stored anyway (docs/domain/trust-and-safety.md).
+    """
     check_site(body, ruleset)
+    check_referrer_organisation(body, actor)
     referral_id = uuid.uuid4()
     if idempotency_key is not None:
         fingerprint = request_fingerprint(body)
@@ -154,16 +218,25 @@ async def submit_referral(
             )
             return earlier
 
-    facts = facts_from(body, now)
-    decision = evaluate(facts, ruleset)
-    resolved = await resolve_person(session, body.person, now)
-    person, person_created = resolved.person, resolved.created
+    unverified = actor.kind == "public"
+    proposed_person_id: uuid.UUID | None = None
+    if unverified:
+        person, proposed_person_id = await record_unverified_person(session, body.person, now)
+        person_created = True
+        known: Person | None = None
+    else:
+        author = ChangeAuthor(kind=actor.kind, id=actor.id, referral_id=referral_id)
+        resolved = await resolve_person(session, body.person, now, author=author)
+        person, person_created = resolved.person, resolved.created
+        known = None if person_created else person
     # Names of the fields this referral added to a known person (values are never audited).
     person_fields_added = (
         []
         if person_created
         else sorted(a.key for a in inspect(person).attrs if a.history.has_changes())
     )
+    facts = facts_from(body, now, known=known, contact_route=has_contact_route(body, actor, known))
+    decision = evaluate(facts, ruleset)
     case, disposition = await _open_or_join_case(
         session, person, decision, now, person_is_new=person_created
     )
@@ -184,8 +257,11 @@ async def submit_referral(
         submitted_by_id=actor.id,
         submitted_by_client_id=actor.client_id,
         raw_payload=raw_payload,
-        normalised=body.model_dump(mode="json"),
+        normalised=_normalised(body, actor),
         reason=body.reason,
+        incomplete_fields=list(incomplete_fields),
+        proposed_person_id=proposed_person_id,
+        person_link="proposed" if proposed_person_id is not None else None,
         created_at=now,
     )
     decision_row = TriageDecision(
@@ -227,8 +303,20 @@ async def submit_referral(
         urgency=decision.urgency.code.value,
         route=decision.route.kind.value,
         disposition=disposition,
+        person_link=referral.person_link,
+        incomplete=bool(incomplete_fields),
     )
-    return IntakeResult(referral=referral, decision=decision_row, case=case)
+    return IntakeResult(
+        referral=referral, decision=decision_row, case=case, person_existed=not person_created
+    )
+
+
+def _normalised(body: AnyReferralCreate, actor: Actor) -> dict[str, Any]:
+    """The validated body as stored; a referring system's organisation is its credential's."""
+    data: dict[str, Any] = body.model_dump(mode="json")
+    if actor.is_system:
+        data["referrer"]["ods_code"] = actor.ods_code
+    return data
 
 
 def _audit_intake(
@@ -278,6 +366,11 @@ def _audit_intake(
             "channel": referral.channel,
             "disposition": referral.disposition,
             "case_id": referral.case_id,
+            **(
+                {"proposed_person_id": referral.proposed_person_id}
+                if referral.proposed_person_id
+                else {}
+            ),
         },
     )
     if case is not None:
@@ -354,7 +447,16 @@ async def _claim_idempotency_key(
     if referral is None or decision is None:
         raise RuntimeError("idempotency key points at a missing referral")
     case = await session.get(Case, referral.case_id) if referral.case_id else None
-    return IntakeResult(referral=referral, decision=decision, case=case, replayed=True)
+    person = await session.get(Person, referral.person_id)
+    # A person recorded by the original request was created at its received time.
+    person_existed = person is not None and person.created_at < referral.received_at
+    return IntakeResult(
+        referral=referral,
+        decision=decision,
+        case=case,
+        replayed=True,
+        person_existed=person_existed,
+    )
 
 
 async def _reserve_key(session: AsyncSession, values: dict[str, Any]) -> bool:
