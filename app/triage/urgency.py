@@ -26,17 +26,17 @@ THRIVE_STAGE = "thrive"
 THRIVE_RULE = "THRIVE_BY_URGENCY"
 
 # One flag per risk answer that is present, so a worklist can show why a case is urgent.
-_SUICIDAL_FLAGS = {
+_SUICIDAL_FLAGS: dict[Suicidal | None, str] = {
     Suicidal.THOUGHTS: "suicidal_thoughts",
     Suicidal.PLAN: "suicidal_plan",
     Suicidal.INTENT: "suicidal_intent",
 }
-_SELF_HARM_FLAGS = {
+_SELF_HARM_FLAGS: dict[SelfHarm | None, str] = {
     SelfHarm.PAST: "self_harm_past",
     SelfHarm.RECENT: "self_harm_recent",
     SelfHarm.CURRENT: "self_harm_current",
 }
-_HARM_TO_OTHERS_FLAGS = {
+_HARM_TO_OTHERS_FLAGS: dict[HarmToOthers | None, str] = {
     HarmToOthers.THOUGHTS: "harm_to_others_thoughts",
     HarmToOthers.THREATS: "harm_to_others_threats",
     HarmToOthers.IMMINENT: "harm_to_others_imminent",
@@ -59,7 +59,7 @@ def risk_flags(
         flags.append(RISK_NOT_ASSESSED)
     if risk.immediate_danger:
         flags.append("immediate_danger")
-    # .get, not indexing: "none" has no flag.
+    # .get, not indexing: "none" and not asked (None) have no flag.
     suicidal = _SUICIDAL_FLAGS.get(risk.suicidal)
     if suicidal is not None:
         flags.append(suicidal)
