@@ -1163,7 +1163,12 @@ async def test_an_open_urgent_case_stands_out_in_search_results(
         "/console/search", data={"csrf_token": csrf, "nhs_number": urgent_nhs}
     )
     # In words (a tag), not colour alone: on the person and on the referral's row.
-    assert found.text.count("Open urgent case: urgency B") == 2
+    assert found.text.count("nhsuk-tag--red app-open-urgent") == 2
+    assert "Open urgent case: urgency B</strong>" in found.text
+    row = re.search(r"<tr class=\"nhsuk-table__row\">\s*<td.*?</tr>", found.text, re.S)
+    assert row and (
+        'Open urgent case<span class="nhsuk-u-visually-hidden">: urgency</span> B'
+    ) in row.group(0)
     assert "Open urgent case (urgency B), waiting." in _text(found.text)
     plain = await client.post(
         "/console/search", data={"csrf_token": csrf, "nhs_number": routine_nhs}
