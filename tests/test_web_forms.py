@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from app.content import CRISIS_CONTACTS
 from app.errors import Unprocessable
 from app.models import AuditEvent, Referral, TriageDecision
 from app.ratelimit import SelfReferralLimiter
+from app.security import Role, issue_staff_token
 from app.services import intake
 from app.web import public
 from app.web.forms import (
@@ -1174,3 +1176,26 @@ async def test_an_open_urgent_case_stands_out_in_search_results(
         "/console/search", data={"csrf_token": csrf, "nhs_number": routine_nhs}
     )
     assert "Open urgent case" not in plain.text
+
+
+async def test_console_names_the_key_worker(
+    client: httpx.AsyncClient, settings: Any, staff_headers: Any
+) -> None:
+    created = await client.post("/v1/referrals", json=referral_body(), headers=staff_headers())
+    assert created.status_code == 201
+    queue = created.json()["decision"]["route"]["queue_id"]
+    token = issue_staff_token(
+        settings,
+        subject="worker-jamie",
+        role=Role("practitioner"),
+        queue_ids=[queue],
+        name="Jamie Worker",
+        now=datetime.now(UTC),
+    )
+    claim = await client.post(
+        f"/v1/queues/{queue}/claim", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert claim.status_code == 200, claim.text
+    await sign_in(client, staff_headers)
+    page = await client.get(f"/console/referrals/{created.json()['id']}")
+    assert "Key worker: Jamie Worker" in _text(page.text)

@@ -246,6 +246,9 @@ async def search(
     now = clock.now()
     referrals = await queries.referrals_for(session, [m.person.id for m in found])
     open_cases = await queries.open_cases_for(session, [m.person.id for m in found])
+    names = await queries.staff_names(
+        session, [c.key_worker_id for c in open_cases.values() if c.key_worker_id]
+    )
     # The same audit events as GET /v1/persons: the criteria's names (never their values), and
     # one event per person shown so each young person's record lists this search.
     criteria = query.criteria()
@@ -300,6 +303,7 @@ async def search(
             "error_summary": [],
             "results": results,
             "open_urgent": _open_urgent,
+            "staff_names": names,
         },
     )
 
@@ -797,6 +801,7 @@ async def referral_page(
             "urgent": UrgencyCode(decision.urgency.code) in URGENT_CODES,
             "open_urgent": _open_urgent,
             "person_link": view.referral.person_link,
+            "staff_names": view.staff_names,
         },
     )
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Case, Person, Referral, TriageDecision
+from app.models import Case, Person, Referral, StaffMember, TriageDecision
 from app.services.queues import QueueCounts
 
 # Crisis and duty first: the queues a call handler most needs to see at a glance.
@@ -95,6 +95,8 @@ class ReferralView:
     # proposed to be, each with their other referrals and open case.
     history: PersonHistory | None = None
     proposed: PersonHistory | None = None
+    # Key workers' names by id (a worker the service has not seen yet has none).
+    staff_names: dict[str, str] = field(default_factory=dict)
 
 
 async def referral_view(session: AsyncSession, referral_id: uuid.UUID) -> ReferralView | None:
@@ -130,6 +132,7 @@ async def referral_view(session: AsyncSession, referral_id: uuid.UUID) -> Referr
         )
         for p in people
     ]
+    workers = [c.key_worker_id for c in [case, *open_cases.values()] if c and c.key_worker_id]
     return ReferralView(
         referral=referral,
         decision=decision,
@@ -137,7 +140,18 @@ async def referral_view(session: AsyncSession, referral_id: uuid.UUID) -> Referr
         person=person,
         history=histories[0],
         proposed=histories[1] if len(histories) > 1 else None,
+        staff_names=await staff_names(session, workers),
     )
+
+
+async def staff_names(session: AsyncSession, staff_ids: Sequence[str]) -> dict[str, str]:
+    """The names of staff members by id, from the staff the service has seen."""
+    if not staff_ids:
+        return {}
+    rows = await session.execute(
+        select(StaffMember.id, StaffMember.name).where(StaffMember.id.in_(set(staff_ids)))
+    )
+    return {staff_id: name for staff_id, name in rows.all() if name}
 
 
 async def open_cases_for(
