@@ -9,16 +9,13 @@ into an index range on ``ix_cases_open_worklist`` / ``ix_cases_unallocated``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, cast
 
-import orjson
 import structlog
 from sqlalchemy import (
     ColumnElement,
@@ -46,6 +43,7 @@ from sqlalchemy.orm import aliased
 from app.errors import Conflict, Unprocessable
 from app.models import AuditEvent, Case, CaseEvent, Person, Queue, Referral, TriageDecision
 from app.models.base import new_id
+from app.pagination import InvalidCursor, decode_cursor, encode_cursor
 from app.security import Actor
 from app.services import audit
 from app.services.cases import (
@@ -187,32 +185,20 @@ class Cursor:
     case_id: uuid.UUID
 
     def encode(self) -> str:
-        raw = orjson.dumps(
-            [self.urgency_rank, self.respond_by_sort_at.isoformat(), str(self.case_id)]
-        )
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return encode_cursor(self.urgency_rank, self.respond_by_sort_at, self.case_id)
 
     @classmethod
     def decode(cls, value: str) -> Cursor:
         try:
-            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-            rank, sort_at, case_id = orjson.loads(raw)
-            if (
-                not isinstance(rank, int)
-                or isinstance(rank, bool)
-                or not 0 <= rank <= MAX_URGENCY_RANK
-                or not isinstance(sort_at, str)
-            ):
-                raise ValueError("bad cursor fields")
-            at = datetime.fromisoformat(sort_at)
-            if at.tzinfo is None:
-                raise ValueError("naive cursor time")
-            return cls(rank, at.astimezone(UTC), uuid.UUID(str(case_id)))
-        except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
+            rank, sort_at, case_id = decode_cursor(value, (int, datetime, uuid.UUID))
+            if not 0 <= rank <= MAX_URGENCY_RANK:
+                raise InvalidCursor()
+        except InvalidCursor as exc:
             raise Unprocessable(
                 "cursor is not one this service issued; start again without it.",
                 field="query:cursor",
             ) from exc
+        return cls(rank, sort_at, case_id)
 
     @classmethod
     def after(cls, row: WorklistRow) -> Cursor:
