@@ -25,14 +25,17 @@ CRISIS_CONTACTS: tuple[CrisisContact, ...] = (
 )
 
 
-def crisis_block() -> CrisisBlock:
-    return CrisisBlock(
-        message=(
-            "From what you have told us, you may need help now. Please do not wait for us to "
-            "contact you: if you are in danger, call 999. You can also use these services now."
-        ),
-        contacts=list(CRISIS_CONTACTS),
+def crisis_block(*, urgent: bool = True) -> CrisisBlock:
+    """The crisis contacts: led by "you may need help now" when the answers are urgent, else
+    offered (when we cannot contact them, they must know where to turn)."""
+    message = (
+        "From what you have told us, you may need help now. Please do not wait for us to "
+        "contact you: if you are in danger, call 999. You can also use these services now."
+        if urgent
+        else "If you need to talk to someone now, or you are in danger, these services can "
+        "help at any time. In an emergency, call 999."
     )
+    return CrisisBlock(message=message, contacts=list(CRISIS_CONTACTS))
 
 
 # Where to turn when we cannot reach them (national and always open, or walking in).
@@ -55,8 +58,8 @@ def next_steps(
         urgent_now = "If you are in danger now, call 999. " if code in URGENT_CODES else ""
         return (
             f"{urgent_now}We have received what you told us, but you did not leave a phone "
-            "number or email, so we have no way to contact you. Our duty team can see your "
-            f"referral. To talk to someone, {TALK_TO_SOMEONE}, and quote your reference. You can "
+            "number or email, so we have no way to contact you. Our team can see what you "
+            f"told us. To talk to someone, {TALK_TO_SOMEONE}, and quote your reference. You can "
             "also fill in the form again with a way to contact you. If you need help now, use "
             f"the contacts on this page. {quote}"
         )

@@ -59,5 +59,9 @@ async def create_self_referral(
             contact_route=contact_route,
         ),
         contact_route=contact_route,
-        crisis=crisis_block() if code in URGENT_CODES or not contact_route else None,
+        crisis=(
+            crisis_block(urgent=code in URGENT_CODES)
+            if code in URGENT_CODES or not contact_route
+            else None
+        ),
     )
