@@ -330,13 +330,16 @@ async def test_a_new_persons_referral_is_one_lookup_and_one_flush(client, staff_
     """Pinned round trips: a new person is looked up once, then recorded with ON CONFLICT DO
     NOTHING (no savepoint); their case needs no lookup (nobody else can have opened one), is
     inserted with its first event's seq set (no UPDATE), and the rest goes in one flush."""
+    headers = staff_headers("call_handler")
+    # The worker's first request records them as staff (once); pin the referral's own work.
+    await client.get("/v1/queues", headers=headers)
     statements, capture = _statements_of(engine)
     event.listen(engine.sync_engine, "before_cursor_execute", capture)
     try:
         response = await client.post(
             "/v1/referrals",
             json=referral_body(age=15, nhs=valid_test_nhs_numbers(1, start=9100)[0]),
-            headers=staff_headers("call_handler"),
+            headers=headers,
         )
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", capture)
