@@ -2,7 +2,7 @@
 
 from app.models.audit import AuditEvent
 from app.models.base import Base
-from app.models.case import Case, CaseEvent, CaseSupporter
+from app.models.case import Case, CaseContact, CaseEvent, CaseSupporter, CaseUrgencyChange
 from app.models.directory import Queue, RulesetRecord
 from app.models.person import Person, PersonChange
 from app.models.ratelimit import RateLimitWindow
@@ -14,8 +14,10 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Case",
+    "CaseContact",
     "CaseEvent",
     "CaseSupporter",
+    "CaseUrgencyChange",
     "IdempotencyKey",
     "Person",
     "PersonChange",
