@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -12,6 +10,7 @@ from fastapi import APIRouter, Query
 
 from app.deps import AdminDep, ClockDep, SessionDep
 from app.errors import Unprocessable
+from app.pagination import InvalidCursor, decode_cursor, encode_cursor
 from app.responses import errors_for
 from app.schemas.audit import AuditEventRead, AuditPage
 from app.services import audit
@@ -22,24 +21,8 @@ AUDIT_PAGE_DEFAULT = 50
 AUDIT_PAGE_MAX = 200
 
 
-def encode_cursor(occurred_at: datetime, event_id: uuid.UUID) -> str:
-    """An opaque keyset cursor: the last event's time and id."""
-    raw = f"{occurred_at.isoformat()}|{event_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        occurred_at, event_id = raw.split("|", 1)
-        at = datetime.fromisoformat(occurred_at)
-        if at.tzinfo is None:
-            raise ValueError("naive cursor time")
-        return at, uuid.UUID(event_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise Unprocessable(
-            "before is not a cursor this service issued.", field="query:before"
-        ) from exc
+# An audit page's cursor: the last event's time and id (the listing's keyset).
+AUDIT_CURSOR = (datetime, uuid.UUID)
 
 
 @router.get(
@@ -66,7 +49,12 @@ async def list_audit_events(
 ) -> AuditPage:
     if person_id is None and actor_id is None:
         raise Unprocessable("Give a person_id or an actor_id.", field="query:person_id")
-    cursor = decode_cursor(before) if before else None
+    try:
+        cursor = decode_cursor(before, AUDIT_CURSOR) if before else None
+    except InvalidCursor as exc:
+        raise Unprocessable(
+            "before is not a cursor this service issued.", field="query:before"
+        ) from exc
     # One extra row tells whether there is another page.
     rows = await audit.list_events(
         session, person_id=person_id, actor_id=actor_id, before=cursor, limit=limit + 1
