@@ -85,6 +85,47 @@ async def test_a_second_referral_updates_the_person_and_joins_the_case(
     case_update = next(e for e in events if e.resource_type == "case")
     assert case_update.resource_id == first.json()["case_id"]
     assert case_update.details["change"] == "referral_joined"
+    # The same urgency later on: nothing on the case changed, and the audit says so.
+    assert {
+        key: case_update.details[key]
+        for key in ("urgency_raised", "respond_by_brought_forward", "queue_moved")
+    } == {"urgency_raised": False, "respond_by_brought_forward": False, "queue_moved": False}
+
+
+async def test_a_joining_referral_says_what_it_changed_on_the_case(
+    client, staff_headers, session, clock
+):
+    """Audit keys say what happened: an advice request (G, 7 days) joining a case at E (28
+    days) brings the deadline forward without raising the urgency; a crisis raises both."""
+    first = await client.post(
+        "/v1/referrals", json=referral_body(nhs=NHS_C), headers=staff_headers()
+    )
+    assert first.json()["decision"]["urgency"]["code"] == "E"
+    clock.set(clock.now() + timedelta(minutes=5))
+    advice = await client.post(
+        "/v1/referrals", json=referral_body(nhs=NHS_C, request="advice"), headers=staff_headers()
+    )
+    assert advice.json()["decision"]["urgency"]["code"] == "G"
+    [update_event] = await _events(
+        session, resource_type="case", action="update", occurred_at=clock.now()
+    )
+    assert update_event.details["urgency_raised"] is False
+    assert update_event.details["respond_by_brought_forward"] is True
+    assert update_event.details["queue_moved"] is False
+    assert update_event.details["urgency_code"] == "E"
+
+    clock.set(clock.now() + timedelta(minutes=5))
+    crisis = referral_body(nhs=NHS_C, risk={"suicidal": "intent"})
+    raised = await client.post("/v1/referrals", json=crisis, headers=staff_headers())
+    assert raised.json()["decision"]["urgency"]["code"] in ("A", "B")
+    [update_event] = await _events(
+        session, resource_type="case", action="update", occurred_at=clock.now()
+    )
+    assert update_event.details["urgency_raised"] is True
+    assert update_event.details["respond_by_brought_forward"] is True
+    # Still waiting (unallocated): it moves to the crisis queue with the raised urgency.
+    assert update_event.details["queue_moved"] is True
+    assert update_event.details["queue_id"] != first.json()["decision"]["route"]["queue_id"]
 
 
 async def test_system_referral_and_idempotent_replay_are_audited(client, make_client, session):

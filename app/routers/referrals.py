@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from app.authz import can_read_referral
 from app.deps import ActorDep, ClockDep, JsonBody, RulesetDep, SessionDep, SettingsDep, StaffDep
-from app.errors import Forbidden, NotFound, Unprocessable
+from app.errors import Forbidden, IdempotencyKeyReused, NotFound, Unprocessable
 from app.models import Case, Referral, TriageDecision
 from app.presenters import referral_read
 from app.responses import ERROR_RESPONSES, errors_for
@@ -69,16 +69,30 @@ async def create_referral(
     elif body.channel == "system":
         raise Forbidden("Channel 'system' is for referring systems (client credentials).")
     raw: dict[str, Any] = await request.json()
-    result = await submit_referral(
-        session,
-        body=body,
-        raw_payload=raw,
-        actor=actor,
-        ruleset=ruleset,
-        now=clock.now(),
-        idempotency_key=idempotency_key,
-        idempotency_ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
-    )
+    try:
+        result = await submit_referral(
+            session,
+            body=body,
+            raw_payload=raw,
+            actor=actor,
+            ruleset=ruleset,
+            now=clock.now(),
+            idempotency_key=idempotency_key,
+            idempotency_ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
+        )
+    except IdempotencyKeyReused as exc:
+        # The key came in the Idempotency-Key header: the client fixes it there.
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used with a different request body. "
+            "Use a new key for a new referral.",
+            errors=[
+                {
+                    "field": "header:Idempotency-Key",
+                    "message": "reused with a different body",
+                    "type": "idempotency_key_reused",
+                }
+            ],
+        ) from exc
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = f"/v1/referrals/{result.referral.id}"

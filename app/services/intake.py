@@ -29,6 +29,13 @@ from app.schemas.referral import AnyReferralCreate, DropInReferralCreate, SelfRe
 from app.security import Actor
 from app.services import audit, case_events
 from app.services.persons import ChangeAuthor, record_unverified_person, resolve_person
+from app.signposting import (
+    SignpostingDirectory,
+    default_signposting,
+    needs_signposting,
+    query_for_decision,
+    signposting_for,
+)
 from app.triage import Decision, ReferralFacts, RiskAnswers, Ruleset, evaluate
 from app.triage.decision import URGENCY_RANK, RouteKind
 from app.triage.facts import RECORD_FACTS, Channel, ReferrerType, SettingPreference
@@ -180,6 +187,7 @@ async def submit_referral(
     idempotency_key: str | None = None,
     idempotency_ttl: timedelta = timedelta(hours=72),
     incomplete_fields: Sequence[str] = (),
+    signposting: SignpostingDirectory | None = None,
 ) -> IntakeResult:
     """Record a referral, decide on it and route it, in the caller's transaction.
 
@@ -188,7 +196,9 @@ async def submit_referral(
     own person record and only *proposes* a match, opens its own case (its urgent answers are
     acted on at once, whatever it matches) and never joins or changes a known person's case.
     ``incomplete_fields`` names answers missing or invalid in an urgent web referral that was
-    stored anyway (docs/domain/trust-and-safety.md).
+    stored anyway (docs/domain/trust-and-safety.md). An ineligible or advice-only decision
+    stores the services matched from ``signposting`` (the packaged directory when None) with
+    the referral (docs/domain/signposting-and-messages.md).
     """
     check_site(body, ruleset)
     check_referrer_organisation(body, actor)
@@ -240,7 +250,7 @@ async def submit_referral(
     case, disposition = await _open_or_join_case(
         session, person, decision, now, person_is_new=person_created
     )
-    case_changed = case is not None and disposition == "joined_case" and session.is_modified(case)
+    case_changes = _case_changes(case) if case is not None and disposition == "joined_case" else []
 
     referral = Referral(
         id=referral_id,
@@ -264,11 +274,16 @@ async def submit_referral(
         person_link="proposed" if proposed_person_id is not None else None,
         created_at=now,
     )
+    _signpost(referral, decision, body.needs, signposting or default_signposting())
     decision_row = TriageDecision(
         referral_id=referral_id,
         ruleset_version=decision.ruleset_version,
         input_snapshot=facts_snapshot(facts),
-        output=decision.to_dict(),
+        # The MHSDS codes are recorded with the decision, by the same ruleset.
+        output={
+            **decision.to_dict(),
+            "codes": referral_codes(ruleset, referral, decision.urgency.code.value),
+        },
         eligibility_outcome=decision.eligibility.outcome.value,
         urgency_code=decision.urgency.code.value,
         thrive_grouping=decision.thrive_grouping.value,
@@ -292,7 +307,7 @@ async def submit_referral(
         person_created=person_created,
         person_fields_added=person_fields_added,
         case=case,
-        case_changed=case_changed,
+        case_changes=case_changes,
     )
     log.info(
         "referral_received",
@@ -309,6 +324,43 @@ async def submit_referral(
     return IntakeResult(
         referral=referral, decision=decision_row, case=case, person_existed=not person_created
     )
+
+
+def _signpost(
+    referral: Referral,
+    decision: Decision,
+    needs: Sequence[str],
+    directory: SignpostingDirectory,
+) -> None:
+    """Store where an ineligible or advice-only person is pointed, as they are told now."""
+    if not needs_signposting(decision.eligibility.outcome.value, decision.urgency.code.value):
+        return
+    query = query_for_decision(
+        {
+            "age_years": decision.age_years,
+            "postcode_district": decision.postcode_district,
+            "locality_id": decision.locality_id,
+        },
+        needs,
+    )
+    referral.signposting = signposting_for(directory, query)
+    referral.signposting_version = directory.version
+
+
+def referral_codes(ruleset: Ruleset, referral: Referral, urgency_code: str) -> dict[str, str]:
+    """The MHSDS source of referral and clinical response priority type a referral records,
+    from its channel, referrer and urgency (docs/domain/fhir-and-codes.md)."""
+    referrer_ods_code = referral.normalised.get("referrer", {}).get("ods_code")
+    return {
+        "source_of_referral": ruleset.codes.source_of_referral_for(
+            channel=referral.channel,
+            referrer_type=referral.referrer_type,
+            referrer_ods_code=referrer_ods_code,
+        ),
+        "clinical_response_priority_type": ruleset.codes.clinical_response_priority_type_for(
+            urgency_code
+        ),
+    }
 
 
 def _normalised(body: AnyReferralCreate, actor: Actor) -> dict[str, Any]:
@@ -328,9 +380,14 @@ def _audit_intake(
     person_created: bool,
     person_fields_added: list[str],
     case: Case | None,
-    case_changed: bool,
+    case_changes: list[str],
 ) -> None:
-    """Audit what intake created or changed, in the same transaction (ids and codes only)."""
+    """Audit what intake created or changed, in the same transaction (ids and codes only).
+
+    A referral joining an open case says what it changed there, each key for one change:
+    ``urgency_raised`` (a more urgent code), ``respond_by_brought_forward`` (an earlier
+    deadline) and ``queue_moved`` (an unallocated case moved to the new route's queue).
+    """
     person_id = referral.person_id
     if person_created:
         audit.record(
@@ -387,9 +444,30 @@ def _audit_intake(
                 "referral_id": referral.id,
                 "queue_id": case.queue_id,
                 "urgency_code": case.urgency_code,
-                **({"change": "referral_joined", "urgency_raised": case_changed} if joined else {}),
+                **(
+                    {
+                        "change": "referral_joined",
+                        **{key: key in case_changes for key in JOINED_CASE_CHANGES.values()},
+                    }
+                    if joined
+                    else {}
+                ),
             },
         )
+
+
+# What a joining referral can change on the open case: the audit key for each, by attribute.
+JOINED_CASE_CHANGES = {
+    "urgency_code": "urgency_raised",
+    "respond_by_at": "respond_by_brought_forward",
+    "queue_id": "queue_moved",
+}
+
+
+def _case_changes(case: Case) -> list[str]:
+    """The audit keys for what ``_raise_urgency`` changed on a joined case (not yet flushed)."""
+    state = inspect(case)
+    return [key for attr, key in JOINED_CASE_CHANGES.items() if state.attrs[attr].history.added]
 
 
 async def _claim_idempotency_key(
@@ -430,15 +508,8 @@ async def _claim_idempotency_key(
         raise RuntimeError("idempotency key insert conflicted but no row holds the key")
     if existing.request_hash != fingerprint:
         raise IdempotencyKeyReused(
-            "This Idempotency-Key was used with a different request body. "
-            "Use a new key for a new referral.",
-            errors=[
-                {
-                    "field": "header:Idempotency-Key",
-                    "message": "reused with a different body",
-                    "type": "idempotency_key_reused",
-                }
-            ],
+            "This idempotency key was used before with a different referral. "
+            "Use a new key for a new referral."
         )
     referral = await session.get(Referral, existing.referral_id)
     decision = await session.scalar(
