@@ -1,11 +1,20 @@
-"""Build API response bodies from stored records."""
+"""Build API response bodies from stored records and service results: one place for each
+resource's presentation (referrals, persons), shared by every router that returns it."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from app.models import Case, Referral, TriageDecision
-from app.schemas.referral import DecisionRead, JoinedRead, PersonLinkRead, ReferralRead
+from app.schemas.person import PersonRead, PersonReferralSummary, PersonSearchRead
+from app.schemas.referral import (
+    DecisionRead,
+    JoinedRead,
+    PersonLinkRead,
+    ReferralCodesRead,
+    ReferralRead,
+)
+from app.services.person_search import PersonFound, ReferralSummary
 
 # What a referring system reads for a rule decided with details another organisation gave.
 ON_RECORD_REASON = "Decided using details already held on the young person's record."
@@ -95,4 +104,48 @@ def referral_read(
         joined=joined,
         incomplete_fields=list(referral.incomplete_fields or []),
         person_link=person_link,
+        codes=referral_codes(decision),
+    )
+
+
+def referral_codes(decision: TriageDecision) -> ReferralCodesRead | None:
+    """The MHSDS codes recorded with the decision (absent on referrals from before them)."""
+    codes = decision.output.get("codes")
+    return ReferralCodesRead.model_validate(codes) if codes else None
+
+
+def person_referral_summary(summary: ReferralSummary) -> PersonReferralSummary:
+    """One of a person's referrals as staff see it in search results."""
+    return PersonReferralSummary(
+        id=summary.referral.id,
+        reference=summary.referral.reference,
+        channel=summary.referral.channel,
+        received_at=summary.referral.received_at,
+        status=summary.status,
+        urgency_code=summary.decision.urgency_code,
+        route_kind=summary.decision.route_kind,
+        queue_id=summary.case.queue_id if summary.case is not None else None,
+        case_id=summary.referral.case_id,
+    )
+
+
+def person_search_read(found: list[PersonFound]) -> PersonSearchRead:
+    """Person search results: each match with what was matched on and their referrals."""
+    return PersonSearchRead(
+        matches=[
+            PersonRead(
+                id=f.person.id,
+                nhs_number=f.person.nhs_number,
+                given_name=f.person.given_name,
+                family_name=f.person.family_name,
+                date_of_birth=f.person.date_of_birth,
+                postcode=f.person.postcode,
+                send=f.person.send,
+                looked_after=f.person.looked_after,
+                match=f.match,
+                matched_on=list(f.matched_on),
+                referrals=[person_referral_summary(r) for r in f.referrals],
+            )
+            for f in found
+        ]
     )

@@ -526,7 +526,7 @@ async def test_a_raw_or_wrapped_fault_from_a_route_is_503_problem_json(
     async def _fail(*args: Any, **kwargs: Any) -> Any:
         raise exc
 
-    monkeypatch.setattr("app.routers.persons.search_persons", _fail)
+    monkeypatch.setattr("app.routers.persons.find_people", _fail)
     response = await client.get(
         "/v1/persons", params={"nhs_number": "9990000018"}, headers=staff_headers()
     )
@@ -546,7 +546,7 @@ async def test_an_unexpected_error_is_500_with_the_same_body_shape(
     async def _fail(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("9990000018")
 
-    monkeypatch.setattr("app.routers.persons.search_persons", _fail)
+    monkeypatch.setattr("app.routers.persons.find_people", _fail)
     response = await client.get(
         "/v1/persons", params={"nhs_number": "9990000018"}, headers=staff_headers()
     )
@@ -564,7 +564,7 @@ async def test_a_generic_dbapi_error_that_is_not_unavailability_is_500(
     async def _fail(*args: Any, **kwargs: Any) -> Any:
         raise _wrapped(_DriverError("42601"))
 
-    monkeypatch.setattr("app.routers.persons.search_persons", _fail)
+    monkeypatch.setattr("app.routers.persons.find_people", _fail)
     response = await client.get(
         "/v1/persons", params={"nhs_number": "9990000018"}, headers=staff_headers()
     )

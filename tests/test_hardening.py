@@ -153,7 +153,7 @@ async def test_development_serves_docs(client):
 async def test_a_crash_in_production_shows_no_trace_and_logs_no_message(
     production_app, production_client, staff_headers, monkeypatch, caplog
 ):
-    monkeypatch.setattr("app.routers.persons.search_persons", _boom)
+    monkeypatch.setattr("app.routers.persons.find_people", _boom)
     caplog.set_level(logging.INFO)
     response = await production_client.get(
         "/v1/persons", params={"nhs_number": "9990000018"}, headers=staff_headers()
@@ -173,7 +173,7 @@ async def test_a_crash_in_production_shows_no_trace_and_logs_no_message(
 
 
 async def test_a_crash_in_development_is_just_as_quiet(client, staff_headers, monkeypatch):
-    monkeypatch.setattr("app.routers.persons.search_persons", _boom)
+    monkeypatch.setattr("app.routers.persons.find_people", _boom)
     response = await client.get(
         "/v1/persons", params={"nhs_number": "9990000018"}, headers=staff_headers()
     )

@@ -1,4 +1,5 @@
-"""Person matching and search in the service layer (app/services/persons.py), both databases."""
+"""Person matching (app/services/persons.py) and search (app/services/person_search.py) in the
+service layer, both databases."""
 
 from __future__ import annotations
 
@@ -6,12 +7,8 @@ from datetime import UTC, date, datetime
 
 from app.models import Person
 from app.schemas.referral import PersonIn
-from app.services.persons import (
-    ChangeAuthor,
-    _prefix_upper_bound,
-    resolve_person,
-    search_persons,
-)
+from app.services.person_search import _prefix_upper_bound, search_persons
+from app.services.persons import ChangeAuthor, resolve_person
 from tests.factories import valid_test_nhs_numbers
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)

@@ -11,9 +11,11 @@ request that fails still records who made it, and no request waits on another's 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from datetime import datetime
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.authz import CASE_READER_ROLES, can_claim_from_queue
@@ -127,3 +129,14 @@ async def ensure_can_support(session: AsyncSession, worker_id: str, *, field: st
         )
     if member.role not in CASE_READER_ROLES:
         raise Unprocessable("This member of staff does not work with cases.", field=field)
+
+
+async def staff_names(session: AsyncSession, staff_ids: Collection[str]) -> dict[str, str]:
+    """The names of staff members by id, from the staff the service has seen (a worker not seen
+    yet, or seen without a name, is left out: callers show the id)."""
+    if not staff_ids:
+        return {}
+    rows = await session.execute(
+        select(StaffMember.id, StaffMember.name).where(StaffMember.id.in_(set(staff_ids)))
+    )
+    return {staff_id: name for staff_id, name in rows.all() if name}

@@ -27,9 +27,10 @@ from app.schemas.referral import DecisionRead, PhoneReferralCreate
 from app.security import Actor
 from app.services import audit
 from app.services.intake import check_site, facts_from, submit_referral
-from app.services.persons import search_persons
+from app.services.person_search import PersonQuery, find_people, open_cases_for
 from app.services.queues import queue_overview
 from app.services.referrals import find_by_reference, normalise_reference
+from app.services.staff import staff_names
 from app.triage import Ruleset, evaluate
 from app.triage.decision import UrgencyCode
 from app.web import queries
@@ -235,62 +236,27 @@ async def search(
             },
             status_code=422,
         )
-    found = await search_persons(
+    # The same service, referrals and audit events as GET /v1/persons.
+    found = await find_people(
         session,
-        nhs_number=query.nhs_number,
-        family_name=query.family_name,
-        given_name=query.given_name,
-        date_of_birth=query.date_of_birth,
-        postcode=query.postcode,
+        PersonQuery(
+            nhs_number=query.nhs_number,
+            family_name=query.family_name,
+            given_name=query.given_name,
+            date_of_birth=query.date_of_birth,
+            postcode=query.postcode,
+        ),
+        actor=actor,
+        now=clock.now(),
+        via="console",
     )
-    now = clock.now()
-    referrals = await queries.referrals_for(session, [m.person.id for m in found])
-    open_cases = await queries.open_cases_for(session, [m.person.id for m in found])
-    names = await queries.staff_names(
+    open_cases = await open_cases_for(session, [f.person.id for f in found])
+    names = await staff_names(
         session, [c.key_worker_id for c in open_cases.values() if c.key_worker_id]
     )
-    # The same audit events as GET /v1/persons: the criteria's names (never their values), and
-    # one event per person shown so each young person's record lists this search.
-    criteria = query.criteria()
-    if not found:
-        audit.record(
-            session,
-            actor=actor,
-            action="search",
-            resource_type="person",
-            resource_id=None,
-            now=now,
-            details={"criteria": criteria, "matches": 0, "via": "console"},
-        )
-    for match in found:
-        audit.record(
-            session,
-            actor=actor,
-            action="search",
-            resource_type="person",
-            resource_id=match.person.id,
-            person_id=match.person.id,
-            now=now,
-            details={
-                "criteria": criteria,
-                "match": match.match,
-                "referral_ids": [str(r.referral.id) for r in referrals[match.person.id]],
-                "via": "console",
-            },
-        )
     results = [
-        {
-            "match": match,
-            "open_case": open_cases.get(match.person.id),
-            "referrals": [
-                {
-                    "summary": summary,
-                    "status": referral_status(summary.referral, summary.case),
-                }
-                for summary in referrals[match.person.id]
-            ],
-        }
-        for match in found
+        {"match": f, "open_case": open_cases.get(f.person.id), "referrals": f.referrals}
+        for f in found
     ]
     return _page(
         request,

@@ -690,14 +690,6 @@ class PersonSearch:
     date_of_birth: date | None = None
     postcode: str | None = None
 
-    def criteria(self) -> list[str]:
-        """The names of the criteria searched with (never their values), for the audit trail."""
-        return [
-            name
-            for name in ("nhs_number", "family_name", "given_name", "date_of_birth", "postcode")
-            if getattr(self, name)
-        ]
-
     def summary(self) -> list[dict[str, str]]:
         return ParsedForm(values=self.values, errors=self.errors).summary(SEARCH_ORDER)
 

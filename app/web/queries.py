@@ -1,5 +1,6 @@
-"""Read-only helpers for the console pages: a referral with its decision, people's referrals,
-and the queues service's overview in the order a call handler scans it."""
+"""Read-only helpers for the console pages: a referral with its decision and its people's
+referrals (from the person search service), and the queues service's overview in the order a
+call handler scans it."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Case, Person, Referral, StaffMember, TriageDecision
+from app.models import Case, Person, Referral, TriageDecision
+from app.services.person_search import ReferralSummary, open_cases_for, referrals_for
 from app.services.queues import QueueCounts
+from app.services.staff import staff_names
 
 # Crisis and duty first: the queues a call handler most needs to see at a glance.
 QUEUE_KIND_ORDER = {
@@ -66,13 +69,6 @@ def _as_utc(value: object) -> datetime | None:
     if not isinstance(value, datetime):
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class ReferralSummary:
-    referral: Referral
-    decision: TriageDecision
-    case: Case | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,46 +138,3 @@ async def referral_view(session: AsyncSession, referral_id: uuid.UUID) -> Referr
         proposed=histories[1] if len(histories) > 1 else None,
         staff_names=await staff_names(session, workers),
     )
-
-
-async def staff_names(session: AsyncSession, staff_ids: Sequence[str]) -> dict[str, str]:
-    """The names of staff members by id, from the staff the service has seen."""
-    if not staff_ids:
-        return {}
-    rows = await session.execute(
-        select(StaffMember.id, StaffMember.name).where(StaffMember.id.in_(set(staff_ids)))
-    )
-    return {staff_id: name for staff_id, name in rows.all() if name}
-
-
-async def open_cases_for(
-    session: AsyncSession, person_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, Case]:
-    """Each person's open case (at most one each: episodic care joins it)."""
-    if not person_ids:
-        return {}
-    cases = await session.scalars(
-        select(Case).where(Case.person_id.in_(person_ids), Case.status != "closed")
-    )
-    return {case.person_id: case for case in cases}
-
-
-async def referrals_for(
-    session: AsyncSession, person_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, list[ReferralSummary]]:
-    """Each person's referrals, newest first (the same listing ``GET /v1/persons`` gives)."""
-    by_person: dict[uuid.UUID, list[ReferralSummary]] = {pid: [] for pid in person_ids}
-    if not person_ids:
-        return by_person
-    rows = (
-        await session.execute(
-            select(Referral, TriageDecision, Case)
-            .join(TriageDecision, TriageDecision.referral_id == Referral.id)
-            .outerjoin(Case, Case.id == Referral.case_id)
-            .where(Referral.person_id.in_(person_ids))
-            .order_by(Referral.received_at.desc())
-        )
-    ).all()
-    for referral, decision, case in rows:
-        by_person[referral.person_id].append(ReferralSummary(referral, decision, case))
-    return by_person
