@@ -7,9 +7,11 @@ Submitted values are never echoed back: they may be patient data.
 
 from __future__ import annotations
 
+import errno
+import socket
 import sqlite3
 import traceback
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import structlog
@@ -132,6 +134,30 @@ class ServiceUnavailable(FrontDoorError):
     title = "Service unavailable"
 
 
+class ProblemRenderer(Protocol):
+    def __call__(
+        self,
+        request: Request,
+        *,
+        status: int,
+        type_: str,
+        title: str,
+        detail: str,
+        errors: list[dict[str, Any]] | None,
+        headers: dict[str, str] | None,
+    ) -> JSONResponse: ...
+
+
+# Paths whose errors are answered in another format (the FHIR API: OperationOutcome), by prefix.
+_PATH_RENDERERS: dict[str, ProblemRenderer] = {}
+
+
+def render_problems_under(path_prefix: str, renderer: ProblemRenderer) -> None:
+    """Answer every error under ``path_prefix`` with ``renderer`` instead of problem JSON
+    (the same statuses and details; handlers, middleware and 413/503/500 included)."""
+    _PATH_RENDERERS[path_prefix] = renderer
+
+
 def problem(
     request: Request,
     *,
@@ -143,6 +169,17 @@ def problem(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
+    for prefix, render in _PATH_RENDERERS.items():
+        if request.url.path.startswith(prefix):
+            return render(
+                request,
+                status=status,
+                type_=type_,
+                title=title,
+                detail=detail,
+                errors=errors,
+                headers=headers,
+            )
     body: dict[str, Any] = {
         "type": type_,
         "code": type_,
@@ -221,10 +258,12 @@ _UNAVAILABLE_SQLSTATES = frozenset(
     {"57P01", "57P02", "57P03", "57014", "55P03", "40001", "40P01", "25006"}
 )
 # Raised as they are (not wrapped by SQLAlchemy): refused, reset and timed-out sockets
-# (ConnectionError and TimeoutError are OSErrors; asyncio.TimeoutError is TimeoutError), the pool
-# waiting too long for a connection, and the drivers' own connection and lock errors.
+# (asyncio.TimeoutError is TimeoutError), a host name that does not resolve, the pool waiting
+# too long for a connection, and the drivers' own connection and lock errors.
 _UNAVAILABLE_TYPES: tuple[type[BaseException], ...] = (
-    OSError,
+    ConnectionError,
+    TimeoutError,
+    socket.gaierror,
     PoolTimeoutError,
     DisconnectionError,
     OperationalError,
@@ -232,6 +271,29 @@ _UNAVAILABLE_TYPES: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     sqlite3.OperationalError,
 )
+
+
+_NETWORK_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.ETIMEDOUT,
+        errno.EPIPE,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.EHOSTUNREACH,
+        errno.EHOSTDOWN,
+    }
+)
+
+
+def _is_network_os_error(exc: BaseException) -> bool:
+    """A socket failure; not a missing file or a permission (those are faults: 500). asyncio
+    reports a connection refused on every address of a host as one OSError without errno."""
+    if not isinstance(exc, OSError):
+        return False
+    return exc.errno is None or exc.errno in _NETWORK_ERRNOS
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
@@ -250,7 +312,7 @@ def is_database_unavailable(exc: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, BaseExceptionGroup):
             return all(is_database_unavailable(inner) for inner in current.exceptions)
-        if isinstance(current, _UNAVAILABLE_TYPES):
+        if isinstance(current, _UNAVAILABLE_TYPES) or _is_network_os_error(current):
             return True
         if isinstance(current, DBAPIError) and current.connection_invalidated:
             return True

@@ -463,7 +463,9 @@ UNAVAILABLE = {
     "connection refused": ConnectionRefusedError(111, "refused"),
     "connection reset": ConnectionResetError(104, "reset"),
     "socket or asyncio timeout": TimeoutError(),  # asyncio.TimeoutError is TimeoutError
-    "os error": OSError(113, "no route to host"),
+    "no route to host": OSError(113, "no route to host"),
+    "every address refused (asyncio)": OSError("Multiple exceptions: ..."),
+    "unknown host": socket.gaierror(-2, "Name or service not known"),
     "refused, wrapped": _wrapped(ConnectionRefusedError(111, "refused")),
     "reset, wrapped as interface error": _wrapped(ConnectionResetError(), InterfaceError),
     "connection does not exist": _asyncpg_error(asyncpg.ConnectionDoesNotExistError),
@@ -491,6 +493,8 @@ UNAVAILABLE = {
 
 NOT_UNAVAILABLE = {
     "programming bug": RuntimeError("bug"),
+    "missing file": FileNotFoundError(2, "No such file or directory"),
+    "permission": PermissionError(13, "Permission denied"),
     "unique violation": _wrapped(_asyncpg_error(asyncpg.UniqueViolationError)),
     "syntax error": _wrapped(_DriverError("42601")),
     "a group with a bug": ExceptionGroup("tasks", [ConnectionResetError(), KeyError("x")]),
