@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     # 503 with Retry-After within these bounds): opening a connection; one statement (enforced
     # by PostgreSQL as statement_timeout, and by the client a little later in case the server
     # does not answer at all; on SQLite, the wait for the write lock); and waiting for a free
-    # connection from the pool.
+    # connection from the pool. Against a server that stops answering, a request ends within
+    # the statement timeout + about 3 s (the client's margin and closing the broken connection).
     database_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     database_statement_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     database_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
