@@ -50,11 +50,15 @@ from tests.factories import referral_body, valid_test_nhs_numbers
 CONNECT_TIMEOUT_SECONDS = 1.0
 STATEMENT_TIMEOUT_SECONDS = 1.5
 POOL_TIMEOUT_SECONDS = 1.0
+# SQLAlchemy closes a broken asyncpg connection gracefully for up to 2 s before terminating it.
+GRACEFUL_CLOSE_SECONDS = 2.0
 # The longest a request may take with the server stopped or frozen: a statement the server never
-# answers (client timeout), then the failed connection's clean-up, plus scheduling slack on a
-# busy 2-CPU machine. Without timeouts such requests hung for as long as the server was frozen.
+# answers (the client's command timeout), then the broken connection's close, plus scheduling
+# slack on a busy 2-CPU machine. (A new connection gives up after the connect timeout, a wait
+# for a pooled one after the pool timeout: both shorter.) Without timeouts such requests hung
+# for as long as the server stayed frozen.
 REQUEST_BOUND_SECONDS = (
-    STATEMENT_TIMEOUT_SECONDS + CLIENT_TIMEOUT_MARGIN_SECONDS + CONNECT_TIMEOUT_SECONDS + 2.0
+    STATEMENT_TIMEOUT_SECONDS + CLIENT_TIMEOUT_MARGIN_SECONDS + GRACEFUL_CLOSE_SECONDS + 1.5
 )
 LOAD_WORKERS = 8
 
