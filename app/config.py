@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     sql_echo: bool = False
     # A deployment's own ruleset file; None uses the packaged default (Norfolk & Waveney).
     ruleset_path: Path | None = None
+    # A deployment's own signposting directory (HSDS 3 shaped YAML); None uses the packaged
+    # default (app/rulesets/signposting.yaml, illustrative local entries).
+    signposting_path: Path | None = None
 
     # Staff tokens: HS256 with a shared secret (embedded default) or RS256 via a JWKS URL.
     jwt_secret: SecretStr = SecretStr(INSECURE_DEV_JWT_SECRET)

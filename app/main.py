@@ -23,13 +23,16 @@ from app.routers import (
     cases,
     directory,
     health,
+    oruk,
     persons,
     queues,
     referrals,
     self_referrals,
+    signposting,
 )
 from app.security import ApiKeyVerifier, StaffTokenVerifier
 from app.services.directory import sync_directory
+from app.signposting import load_signposting
 from app.triage import load_ruleset
 from app.web import install as install_web
 
@@ -55,6 +58,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     configure_logging(settings.log_level, settings.log_json)
     # An invalid ruleset stops the service here, with the bad key named.
     ruleset = load_ruleset(settings.ruleset_path)
+    # So does an invalid signposting directory (docs/domain/signposting-and-messages.md).
+    signposting_directory = load_signposting(settings.signposting_path)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -86,6 +91,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     app.state.settings = settings
     app.state.ruleset = ruleset
+    app.state.signposting = signposting_directory
     app.state.clock = clock or Clock()
     app.state.token_verifier = StaffTokenVerifier(settings)
     app.state.api_key_verifier = ApiKeyVerifier()
@@ -93,6 +99,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     install_error_handlers(app)
     for module in (health, referrals, self_referrals, persons, directory, audit, queues, cases):
+        app.include_router(module.router)
+    for module in (signposting, oruk):
         app.include_router(module.router)
     # The public self-referral form, the call-handler console and their static files.
     install_web(app)
@@ -109,6 +117,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 "X-API-Key",
             ],
         )
+    # The ORUK feed is open to any origin, as the standard requires (public data only).
+    app.add_middleware(oruk.OpenCorsMiddleware)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,

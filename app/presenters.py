@@ -105,6 +105,7 @@ def referral_read(
         incomplete_fields=list(referral.incomplete_fields or []),
         person_link=person_link,
         codes=referral_codes(decision),
+        signposting=referral.signposting,
     )
 
 

@@ -74,6 +74,11 @@ class Referral(Base):
     person_link: Mapped[str | None] = mapped_column(String(16))
     person_link_decided_by: Mapped[str | None] = mapped_column(String(128))
     person_link_decided_at: Mapped[datetime | None]
+    # Where an ineligible or advice-only person was pointed, as they were told at intake (the
+    # services in the public shape) and the signposting directory's version: a later directory
+    # change never rewrites what we told them. Null when the decision needed none.
+    signposting: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    signposting_version: Mapped[str | None] = mapped_column(String(96))
     created_at: Mapped[datetime]
 
 

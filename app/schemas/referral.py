@@ -31,6 +31,7 @@ from app.schemas.common import (
     ReasonText,
     SingleLine,
 )
+from app.schemas.signposting import SignpostServiceRead
 from app.triage.facts import (
     AmhsThreshold,
     CamhsStatus,
@@ -312,6 +313,11 @@ class ReferralRead(BaseModel):
     person_link: PersonLinkRead | None = Field(
         default=None, description="staff only: a public referral's proposed match"
     )
+    signposting: list[SignpostServiceRead] | None = Field(
+        default=None,
+        description="ineligible and advice-only (G) referrals: the services the person was "
+        "pointed to at intake, local first and national last",
+    )
 
 
 class ReferralListRead(BaseModel):
@@ -343,6 +349,11 @@ class SelfReferralRead(BaseModel):
         default=True, description="false: no phone or email was given, so we cannot contact them"
     )
     crisis: CrisisBlock | None = None
+    signposting: list[SignpostServiceRead] | None = Field(
+        default=None,
+        description="when another service is better placed, or advice was asked for: where "
+        "to turn, local first and national last",
+    )
 
 
 def utc_now() -> datetime:
