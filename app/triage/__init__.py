@@ -18,6 +18,7 @@ from app.triage.decision import (
     Urgency,
     UrgencyCode,
 )
+from app.triage.directory import LocalityConfig, QueueConfig
 from app.triage.eligibility import EligibilityRule
 from app.triage.engine import evaluate
 from app.triage.facts import (
@@ -36,8 +37,6 @@ from app.triage.facts import (
 from app.triage.postcodes import normalise_postcode, postcode_district
 from app.triage.ruleset import (
     DEFAULT_RULESET_PATH,
-    LocalityConfig,
-    QueueConfig,
     RoutingStep,
     Ruleset,
     RulesetError,

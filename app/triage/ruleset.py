@@ -1,4 +1,5 @@
-"""The ruleset: thresholds, urgency triggers, windows, THRIVE mapping, routing and the directory.
+"""The ruleset: thresholds, urgency triggers, windows, THRIVE mapping and routing, with the
+service directory (``app/triage/directory.py``) they route into.
 
 A ruleset is configuration, versioned like code. It is a YAML file (the packaged default is
 ``app/rulesets/default.yaml``; deployments supply their own) validated here into frozen pydantic
@@ -28,19 +29,19 @@ from pathlib import Path
 from typing import Annotated, Any, Self
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, model_validator
 
 from app.triage.conditions import CompiledCondition, Condition
 from app.triage.decision import Route, RouteKind, ThriveGrouping, UrgencyCode
-from app.triage.postcodes import is_outward_code
+from app.triage.directory import (
+    Identifier,
+    Text,
+    directory_problems,
+    queue_reference_problem,
+)
+from app.triage.directory import LocalityConfig as LocalityConfig  # the ruleset's public API
+from app.triage.directory import QueueConfig as QueueConfig
+from app.triage.directory import StrictConfig as _Config
 
 DEFAULT_RULESET_PATH = Path(__file__).parent.parent / "rulesets" / "default.yaml"
 
@@ -102,23 +103,6 @@ _QUEUE_SETTING_KIND: dict[str, RouteKind] = {
 
 AgeYears = Annotated[int, Field(strict=True, ge=0, le=MAX_AGE_YEARS_ALLOWED)]
 Hours = Annotated[float, Field(strict=True, ge=0)]
-Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
-Text = Annotated[str, Field(min_length=1, max_length=500)]
-
-
-def _canonical_district(value: str) -> str:
-    district = value.strip().upper()
-    if not is_outward_code(district):
-        raise ValueError(f"{value!r} is not a UK postcode district (an outward code such as NR1)")
-    return district
-
-
-PostcodeDistrict = Annotated[str, AfterValidator(_canonical_district)]
-
-
-class _Config(BaseModel):
-    # Unknown keys are errors: a misspelt key would otherwise silently fall back to a default.
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class EligibilityConfig(_Config):
@@ -164,33 +148,6 @@ class RoutingConfig(_Config):
     access_hub_queue_id: Identifier | None = None
     signposted_name: Text | None = "Signposted"
     """``Route.queue_name`` for a signposted referral (it has no queue)."""
-
-
-class QueueConfig(_Config):
-    """A queue a case can be routed to: a county-wide team or a site (Community Base, OSS)."""
-
-    id: Identifier
-    name: Text
-    kind: RouteKind
-    locality_id: Identifier | None = None
-    open_24_7: bool = Field(default=False, strict=True)
-
-    @field_validator("kind")
-    @classmethod
-    def _signposting_is_not_a_queue(cls, kind: RouteKind) -> RouteKind:
-        if kind is RouteKind.SIGNPOST:
-            raise ValueError("signpost is an outcome without a queue, not a queue kind")
-        return kind
-
-
-class LocalityConfig(_Config):
-    """A locality of the directory: the postcode districts it serves and its sites."""
-
-    id: Identifier
-    name: Text
-    postcode_districts: list[PostcodeDistrict] = Field(min_length=1)
-    community_base_queue_id: Identifier
-    one_stop_shop_queue_id: Identifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +214,7 @@ class Ruleset(_Config):
             *_eligibility_problems(self.eligibility),
             *_urgency_problems(self.urgency),
             *_code_map_problems("thrive_grouping", self.thrive_grouping),
-            *_directory_problems(self.queues, self.localities),
+            *directory_problems(self.queues, self.localities),
             *_routing_problems(self.routing, {q.id: q for q in self.queues}),
         ]
         if problems:
@@ -408,42 +365,6 @@ def _urgency_problems(config: UrgencyConfig) -> list[str]:
     return problems
 
 
-def _directory_problems(queues: list[QueueConfig], localities: list[LocalityConfig]) -> list[str]:
-    problems: list[str] = []
-    queue_by_id: dict[str, QueueConfig] = {}
-    for index, queue in enumerate(queues):
-        if queue.id in queue_by_id:
-            problems.append(f"queues.{index}.id: duplicate queue id {queue.id!r}")
-        queue_by_id[queue.id] = queue
-    locality_ids: set[str] = set()
-    for index, locality in enumerate(localities):
-        if locality.id in locality_ids:
-            problems.append(f"localities.{index}.id: duplicate locality id {locality.id!r}")
-        locality_ids.add(locality.id)
-    for index, queue in enumerate(queues):
-        if queue.locality_id is not None and queue.locality_id not in locality_ids:
-            problems.append(f"queues.{index}.locality_id: unknown locality {queue.locality_id!r}")
-    district_owner: dict[str, str] = {}
-    for index, locality in enumerate(localities):
-        for setting, kind in (
-            ("community_base_queue_id", RouteKind.COMMUNITY_BASE),
-            ("one_stop_shop_queue_id", RouteKind.ONE_STOP_SHOP),
-        ):
-            problem = _queue_reference_problem(queue_by_id, getattr(locality, setting), kind)
-            if problem:
-                problems.append(f"localities.{index}.{setting}: {problem}")
-        for position, district in enumerate(locality.postcode_districts):
-            owner = district_owner.get(district)
-            if owner is None:
-                district_owner[district] = locality.id
-            else:
-                problems.append(
-                    f"localities.{index}.postcode_districts.{position}: {district} is already "
-                    f"in locality {owner!r}"
-                )
-    return problems
-
-
 def _routing_problems(config: RoutingConfig, queue_by_id: dict[str, QueueConfig]) -> list[str]:
     problems: list[str] = []
     seen: set[RoutingStep] = set()
@@ -463,7 +384,7 @@ def _routing_problems(config: RoutingConfig, queue_by_id: dict[str, QueueConfig]
     for setting, kind in _QUEUE_SETTING_KIND.items():
         queue_id = getattr(config, setting)
         if queue_id is not None:
-            problem = _queue_reference_problem(queue_by_id, queue_id, kind)
+            problem = queue_reference_problem(queue_by_id, queue_id, kind)
             if problem:
                 problems.append(f"routing.{setting}: {problem}")
     if config.one_stop_shop_min_age_years > config.one_stop_shop_max_age_years:
@@ -471,17 +392,6 @@ def _routing_problems(config: RoutingConfig, queue_by_id: dict[str, QueueConfig]
             "routing.one_stop_shop_min_age_years: must not exceed one_stop_shop_max_age_years"
         )
     return problems
-
-
-def _queue_reference_problem(
-    queue_by_id: dict[str, QueueConfig], queue_id: str, kind: RouteKind
-) -> str | None:
-    queue = queue_by_id.get(queue_id)
-    if queue is None:
-        return f"unknown queue id {queue_id!r}"
-    if queue.kind is not kind:
-        return f"queue {queue_id!r} is a {queue.kind} queue, not a {kind} queue"
-    return None
 
 
 def _window_text(hours: float | None) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from app.triage.directory import LocalityConfig
 from app.triage.facts import ReferralFacts
-from app.triage.ruleset import LocalityConfig
 
 
 @dataclass(frozen=True, slots=True)
