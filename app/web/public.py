@@ -113,6 +113,8 @@ async def refer_submit(
         # by every attempt, valid or not, as the API's is.
         await limit_self_referrals(request)
     except TooManyRequests as exc:
+        # Nothing is written yet; rolled back all the same, as every page does on a domain error.
+        await session.rollback()
         response = _form_page(
             request,
             values=parse_self_referral(form).values,
