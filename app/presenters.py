@@ -56,6 +56,11 @@ def _redacted_for_system(output: dict[str, Any]) -> dict[str, Any]:
     return {**output, "rules_fired": rules, "eligibility": eligibility}
 
 
+def decision_output_for(decision: TriageDecision, *, for_staff: bool) -> dict[str, Any]:
+    """The stored decision as its reader may see it (a referring system: redacted)."""
+    return decision.output if for_staff else _redacted_for_system(decision.output)
+
+
 def referral_read(
     referral: Referral,
     decision: TriageDecision,
@@ -143,6 +148,8 @@ def person_search_read(found: list[PersonFound]) -> PersonSearchRead:
                 postcode=f.person.postcode,
                 send=f.person.send,
                 looked_after=f.person.looked_after,
+                verified=f.person.verified,
+                claimed_nhs_number=f.person.claimed_nhs_number,
                 match=f.match,
                 matched_on=list(f.matched_on),
                 referrals=[person_referral_summary(r) for r in f.referrals],

@@ -319,3 +319,18 @@ async def test_staff_find_a_referral_by_its_reference(client, staff_headers, mak
     _, gp = await make_client()
     refused = await client.get("/v1/referrals", params={"reference": reference}, headers=gp)
     assert refused.status_code == 403
+
+
+async def test_search_by_nhs_number_shows_an_unverified_claim_as_close(client, staff_headers):
+    nhs = valid_test_nhs_numbers(1, start=8900)[0]
+    await _known_person_with_open_case(client, staff_headers, nhs)
+    await client.post("/v1/self-referrals", json=self_referral_body(age=15, nhs=nhs))
+    found = await client.get("/v1/persons", params={"nhs_number": nhs}, headers=staff_headers())
+    assert found.status_code == 200, found.text
+    matches = found.json()["matches"]
+    assert [(m["match"], m["verified"], m["matched_on"]) for m in matches] == [
+        ("exact", True, ["nhs_number"]),
+        ("close", False, ["claimed_nhs_number"]),
+    ]
+    assert matches[1]["nhs_number"] is None
+    assert matches[1]["claimed_nhs_number"] == nhs

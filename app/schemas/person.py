@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class PersonReferralSummary(BaseModel):
@@ -30,6 +30,13 @@ class PersonRead(BaseModel):
     postcode: str | None
     send: bool
     looked_after: bool
+    verified: bool = Field(
+        default=True,
+        description="false: what a public self-referral said (never merged; staff confirm it)",
+    )
+    claimed_nhs_number: str | None = Field(
+        default=None, description="the NHS number an unverified self-referral gave"
+    )
     match: Literal["exact", "close"]
     matched_on: list[str]
     referrals: list[PersonReferralSummary]

@@ -110,8 +110,18 @@ async def search_persons(
     """
     matches: dict[object, PersonMatch] = {}
     if nhs_number:
-        for person in await session.scalars(select(Person).where(Person.nhs_number == nhs_number)):
-            matches[person.id] = PersonMatch(person, "exact", ("nhs_number",))
+        # The number's (verified) holder, and any public self-referral that gave the number:
+        # an unverified claim is only ever a close match for staff to confirm or reject.
+        holders = await session.scalars(
+            select(Person).where(
+                or_(Person.nhs_number == nhs_number, Person.claimed_nhs_number == nhs_number)
+            )
+        )
+        for person in holders:
+            if person.nhs_number == nhs_number:
+                matches[person.id] = PersonMatch(person, "exact", ("nhs_number",))
+            else:
+                matches[person.id] = PersonMatch(person, "close", ("claimed_nhs_number",))
     family = name_key(family_name)
     if family and date_of_birth:
         given = name_key(given_name)
@@ -134,7 +144,11 @@ async def search_persons(
             if person.id in matches:
                 continue
             matched_on = []
-            exact = person.family_name_key == family and person.date_of_birth == date_of_birth
+            exact = (
+                person.verified
+                and person.family_name_key == family
+                and person.date_of_birth == date_of_birth
+            )
             if person.family_name_key == family:
                 matched_on.append("family_name")
             if person.date_of_birth == date_of_birth:
