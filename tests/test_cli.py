@@ -205,7 +205,7 @@ async def test_client_create_use_list_revoke(cli_api, capsys):
     assert code == 0
     row = next(line for line in listing.splitlines() if line.startswith(client_id))
     assert row.split("\t")[1:3] == ["A81001", "active"]  # the ODS code is normalised
-    assert key not in listing and key.split("_")[2] not in listing and "$argon2" not in listing
+    assert key not in listing and key.split("_", 2)[2] not in listing and "$argon2" not in listing
 
     code, _, err = await _run_in_thread(capsys, "client", "revoke", client_id)
     assert code == 0 and "revoked" in err
