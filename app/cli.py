@@ -75,8 +75,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(settings, args.host, args.port, args.workers, args.migrate)
     if args.command == "migrate":
-        from app.migrate import upgrade
+        from app.migrate import NotReadyToServe, database_revision, upgrade
 
+        try:
+            database_revision(settings)  # unreachable: one line, not a traceback
+        except NotReadyToServe as exc:
+            print(f"frontdoor migrate: {exc}", file=sys.stderr)
+            return 1
         upgrade(settings, args.revision)
         print(f"migrated to {args.revision}", file=sys.stderr)
         return 0

@@ -217,3 +217,26 @@ async def test_readyz_when_migrations_are_behind_is_problem_json(app, client):
     assert problem["type"] == "migrations_pending"
     assert problem["migrations"] == "behind"
     assert "frontdoor migrate" in problem["detail"]
+
+
+def test_migrate_on_an_unreachable_database_says_so_in_one_line():
+    url = f"postgresql://frontdoor:s3cret-pw@127.0.0.1:{_closed_port()}/frontdoor"
+    env = {
+        **os.environ,
+        "FRONTDOOR_ENVIRONMENT": "test",
+        "FRONTDOOR_DATABASE_URL": url,
+        "FRONTDOOR_JWT_SECRET": TEST_JWT_SECRET,
+    }
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    line = _one_line(done.stderr)
+    assert line.startswith("frontdoor migrate: cannot reach the database")
+    assert "s3cret-pw" not in done.stderr + done.stdout
