@@ -5,7 +5,12 @@
 - Practitioners see cases in their teams' queues (the token's ``queues`` claim) and cases they
   hold or support.
 - Duty clinicians see the crisis and duty queues (whatever their teams) and their teams' queues.
-- Team leads see and manage (allocate, reallocate) their own teams' queues.
+- Team leads see and manage (allocate, reallocate, transfer out of) their own teams' queues.
+- Case work (docs/domain/after-the-door.md): a duty clinician, or a team lead of the case's
+  queue, makes the clinical-review decision; the key worker, a duty clinician or a team lead of
+  the queue re-grades urgency; a team lead of the source queue or a duty clinician transfers;
+  the key worker, a supporting worker, a team lead of the queue (or a duty clinician on a crisis
+  or duty case) records contacts. Every one of these also needs the case to be readable.
 - Admins see every queue and the audit trail.
 - Any staff role may search people and read referrals (the front door is one service: a call
   handler must find a known young person and their referrals while on the call). Every such
@@ -14,8 +19,10 @@
   (same ODS code, so a rotated key still reads what the old key sent); never people, cases or
   case timelines. Another organisation's referral is a 404, as if it did not exist.
 
-Routers call these functions; a refusal is a 403 (or a 404 where even existence must not be
-revealed) and is itself audited with ``outcome="denied"``.
+Routers and services call these functions; a refusal is a 403 (or a 404 where even existence
+must not be revealed) and is itself audited with ``outcome="denied"``. Rules that depend only on
+the role (person search for any staff, the audit trail for admins) are the dependencies
+``StaffDep`` and ``AdminDep`` in app/deps.py.
 """
 
 from __future__ import annotations
@@ -27,11 +34,6 @@ from app.security import STAFF_ROLES, Actor, Role
 
 DUTY_QUEUE_KINDS = frozenset({"crisis", "duty"})
 CASE_READER_ROLES = frozenset({Role.PRACTITIONER, Role.DUTY_CLINICIAN, Role.TEAM_LEAD, Role.ADMIN})
-
-
-def can_search_persons(actor: Actor) -> bool:
-    """May search people by NHS number or demographics (staff only)."""
-    return actor.is_staff and actor.role in STAFF_ROLES
 
 
 def can_read_referral(
@@ -108,6 +110,39 @@ def can_act_on_case(
     return actor.role == Role.DUTY_CLINICIAN and queue_kind in DUTY_QUEUE_KINDS
 
 
-def can_read_audit(actor: Actor) -> bool:
-    """May read the audit trail ("who has looked at this young person's record?")."""
-    return actor.is_staff and actor.role == Role.ADMIN
+def can_review_case(actor: Actor, *, queue_id: str) -> bool:
+    """May make the clinical-review decision: a duty clinician, or a team lead (or admin) of
+    the case's queue (the duty queue's team lead for a case held there)."""
+    if not actor.is_staff:
+        return False
+    return actor.role == Role.DUTY_CLINICIAN or can_manage_queue(actor, queue_id)
+
+
+def can_regrade_case(actor: Actor, *, queue_id: str, key_worker_id: str | None) -> bool:
+    """May change the case's urgency: its key worker, a duty clinician, or a team lead (or
+    admin) of its queue."""
+    if not actor.is_staff:
+        return False
+    if actor.id is not None and actor.id == key_worker_id:
+        return True
+    return actor.role == Role.DUTY_CLINICIAN or can_manage_queue(actor, queue_id)
+
+
+def can_transfer_case(actor: Actor, *, queue_id: str) -> bool:
+    """May move the case to another queue: a team lead (or admin) of the source queue, or a
+    duty clinician."""
+    if not actor.is_staff:
+        return False
+    return actor.role == Role.DUTY_CLINICIAN or can_manage_queue(actor, queue_id)
+
+
+def can_record_contact_as_supporter(
+    actor: Actor, *, supporting_worker_ids: Collection[str]
+) -> bool:
+    """A supporting worker may record their own contacts with (or about) the young person."""
+    return actor.is_staff and actor.id is not None and actor.id in supporting_worker_ids
+
+
+def can_list_own_cases(actor: Actor) -> bool:
+    """May list the cases they hold or support (``GET /v1/me/cases``): roles that hold cases."""
+    return actor.is_staff and actor.role in CASE_READER_ROLES

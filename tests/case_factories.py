@@ -116,4 +116,4 @@ async def add_staff(
 
 
 def if_match(version: int) -> dict[str, str]:
-    return {"If-Match": f'W/"{version}"'}
+    return {"If-Match": f'"{version}"'}

@@ -18,7 +18,7 @@ from app.config import Settings
 from app.db import create_engine, create_session_factory
 from app.models import Queue
 from app.security import Actor, Role
-from app.services.queues import NothingToClaim, claim_next
+from app.services.claims import NothingToClaim, claim_next
 
 
 async def claim_until_empty(database_url: str, queue_id: str, worker_id: str) -> int:

@@ -137,6 +137,7 @@ ROUTES: dict[tuple[str, str], Access] = {
         PUBLIC, action=True, body=lambda c, w: {"referrer": {"type": "self"}}
     ),
     ("GET", "/v1/services"): Access(PUBLIC),
+    ("GET", "/v1/signposting"): Access(PUBLIC, params=lambda w: {"age": 20, "postcode": "NR1"}),
     ("POST", "/v1/referrals"): Access(
         STAFF | {"system_submitter", "system_other_org"}, action=True, body=_referral_body
     ),
@@ -301,7 +302,7 @@ async def _call(client, session, key: tuple[str, str], access: Access, caller, w
     path = template.format(**(access.path(world) if access.path else {}))
     headers = dict(headers)
     if access.needs_if_match:
-        headers["If-Match"] = f'W/"{await _version(session, world.case_id)}"'
+        headers["If-Match"] = f'"{await _version(session, world.case_id)}"'
     body = access.body(caller, world) if access.body else None
     if method == "POST" and key == ("POST", "/v1/referrals"):
         headers["Idempotency-Key"] = f"matrix-{uuid.uuid4()}"

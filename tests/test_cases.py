@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from app.models import AuditEvent, Case
+from app.models.case import OPEN_CASE_STATUSES
 from app.services.cases import TRANSITIONS, CaseAction, Status
 from tests.case_factories import add_case, add_staff, if_match
 from tests.factories import referral_body, valid_test_nhs_numbers
@@ -76,7 +77,7 @@ async def test_a_case_from_referral_to_closure_with_its_timeline(client, staff_h
         assert response.status_code == 200, (action, response.text)
         assert response.json()["status"] == status
         assert response.json()["version"] == version + 1
-        assert response.headers["etag"] == f'W/"{version + 1}"'
+        assert response.headers["etag"] == f'"{version + 1}"'
         version += 1
 
     case = response.json()
@@ -156,13 +157,16 @@ async def test_every_action_from_every_status(
 
 
 def test_the_transitions_table_is_the_documented_lifecycle():
+    """docs/domain/after-the-door.md: the lifecycle, plus opening (from no case), a key worker
+    released by a move to a queue they do not work, and a clinical review closing a case."""
     forward = {
-        (status.value, target.value)
+        (status.value if status else None, target.value)
         for action, moves in TRANSITIONS.items()
         for status, target in moves.items()
         if status is not target
     }
     assert forward == {
+        (None, "waiting"),
         ("waiting", "allocated"),
         ("allocated", "contacted"),
         ("contacted", "active"),
@@ -172,7 +176,16 @@ def test_the_transitions_table_is_the_documented_lifecycle():
         ("contacted", "closed"),
         ("active", "closed"),
         ("on_hold", "closed"),
+        # Released (moved to a queue the key worker does not work): waiting there.
+        ("allocated", "waiting"),
+        ("contacted", "waiting"),
+        ("active", "waiting"),
+        ("on_hold", "waiting"),
+        # Clinical review: signposted or handed over to adult services.
+        ("waiting", "closed"),
     }
+    assert TRANSITIONS[CaseAction.OPEN] == {None: Status.WAITING}
+    assert {s for s, t in TRANSITIONS[CaseAction.REVIEW_CLOSE].items()} == set(OPEN_CASE_STATUSES)
     # Nothing leaves "closed": a person who comes back gets a new case.
     assert all(Status.CLOSED not in moves for moves in TRANSITIONS.values())
 
@@ -194,7 +207,7 @@ async def test_if_match_is_required_and_must_be_current(
     assert star.status_code == 428
 
     read = await client.get(f"/v1/cases/{case.id}", headers=me)
-    assert read.headers["etag"] == 'W/"1"'
+    assert read.headers["etag"] == '"1"'
     # Someone else changes the case after we read it …
     lead_change = await post(
         client,
@@ -211,7 +224,7 @@ async def test_if_match_is_required_and_must_be_current(
     )
     assert stale.status_code == 412
     assert stale.json()["current_version"] == 2
-    assert stale.headers["etag"] == 'W/"2"'
+    assert stale.headers["etag"] == '"2"'
     after = await client.get(f"/v1/cases/{case.id}", headers=lead(staff_headers))
     assert after.json()["status"] == "active" and after.json()["version"] == 2
 

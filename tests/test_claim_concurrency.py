@@ -30,7 +30,7 @@ from app.migrate import upgrade
 from app.models import Case, CaseEvent, Person
 from app.security import Actor, Role
 from app.services.directory import sync_directory
-from app.services.queues import NothingToClaim, claim_next
+from app.services.claims import NothingToClaim, claim_next
 from app.triage import load_ruleset
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

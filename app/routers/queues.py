@@ -15,31 +15,19 @@ from typing import Annotated, NoReturn
 from fastapi import APIRouter, Path, Query, Response
 
 from app.authz import can_claim_from_queue, can_see_queue
+from app.case_presenters import case_read, worklist_item
 from app.deps import ClockDep, RulesetDep, SessionDep, StaffDep
-from app.errors import Forbidden, NotFound
+from app.errors import Forbidden, NotFound, Unprocessable
 from app.models import Queue
+from app.models.case import CaseStatus
+from app.pagination import InvalidCursor
 from app.responses import errors_for
-from app.routers.cases import ETAG_HEADER, case_read
-from app.schemas.case import (
-    CaseRead,
-    OpenCaseStatus,
-    PersonBrief,
-    QueueOverview,
-    QueueOverviewItem,
-    WorklistItem,
-    WorklistPage,
-)
+from app.routers.cases import ETAG_HEADER, etag
+from app.schemas.case import CaseRead, QueueOverview, QueueOverviewItem, WorklistPage
 from app.security import Actor
-from app.services import audit
+from app.services import audit, claims
 from app.services import queues as service
-from app.services.cases import breached_at
-from app.services.queues import (
-    WORKLIST_DEFAULT_LIMIT,
-    WORKLIST_MAX_LIMIT,
-    Cursor,
-    WorklistFilter,
-    WorklistRow,
-)
+from app.services.queues import WORKLIST_DEFAULT_LIMIT, WORKLIST_MAX_LIMIT, Cursor, WorklistFilter
 from app.triage import Ruleset
 
 router = APIRouter(prefix="/v1/queues", tags=["queues"])
@@ -137,7 +125,8 @@ async def queue_worklist(
         str | None, Query(max_length=512, description="next_cursor from the previous page")
     ] = None,
     status: Annotated[
-        list[OpenCaseStatus] | None, Query(description="only these statuses (repeatable)")
+        list[CaseStatus] | None,
+        Query(description="only these open statuses (repeatable; closed cases are not listed)"),
     ] = None,
     allocated: Annotated[
         bool | None, Query(description="true: has a key worker; false: waiting")
@@ -153,12 +142,14 @@ async def queue_worklist(
     queue = await _queue(session, ruleset, queue_id)
     if not can_see_queue(actor, queue.id, queue.kind):
         await _refuse(session, actor, queue, "list", now, "You do not work this queue.")
+    if status and CaseStatus.CLOSED in status:
+        raise Unprocessable("A worklist lists open cases only.", field="query:status")
     page = await service.worklist(
         session,
         queue.id,
         now=now,
         limit=limit,
-        cursor=Cursor.decode(cursor) if cursor is not None else None,
+        cursor=_cursor(cursor),
         filters=WorklistFilter(
             statuses=tuple(status or ()),
             allocated=allocated,
@@ -166,43 +157,35 @@ async def queue_worklist(
             key_worker_id=key_worker_id,
         ),
     )
-    await service.audit_listing(session, actor=actor, queue_id=queue.id, rows=page.rows, now=now)
+    await audit.record_listing(
+        session, actor=actor, rows=page.rows, now=now, details={"queue_id": queue.id}
+    )
     return WorklistPage(
         queue_id=queue.id,
         as_of=now,
         limit=limit,
-        items=[_item(row, now) for row in page.rows],
+        items=[worklist_item(row, now) for row in page.rows],
         next_cursor=page.next_cursor.encode() if page.next_cursor else None,
     )
 
 
-def _item(row: WorklistRow, now: datetime) -> WorklistItem:
-    return WorklistItem(
-        id=row.id,
-        person=PersonBrief(
-            id=row.person_id,
-            given_name=row.given_name,
-            family_name=row.family_name,
-            date_of_birth=row.date_of_birth,
-        ),
-        queue_id=row.queue_id,
-        status=row.status,
-        urgency_code=row.urgency_code,
-        received_at=row.received_at,
-        respond_by_at=row.respond_by_at,
-        first_contact_at=row.first_contact_at,
-        breached=breached_at(row.status, row.first_contact_at, row.respond_by_at, now),
-        key_worker_id=row.key_worker_id,
-        allocated_at=row.allocated_at,
-        thrive_grouping=row.thrive_grouping or row.thrive_grouping_proposed,
-        version=row.version,
-    )
+def _cursor(value: str | None) -> Cursor | None:
+    """The worklist cursor a client sent back, or a 422 naming the query parameter."""
+    if value is None:
+        return None
+    try:
+        return Cursor.decode(value)
+    except InvalidCursor as exc:
+        raise Unprocessable(
+            "cursor is not one this service issued; start again without it.",
+            field="query:cursor",
+        ) from exc
 
 
 @router.post(
     "/{queue_id}/claim",
     response_model=CaseRead,
-    responses={200: {"headers": ETAG_HEADER}, **errors_for(401, 403, 404, 409, 422)},
+    responses={200: {"headers": ETAG_HEADER}, **errors_for(401, 403, 404, 409, 422, 503)},
     summary="Become key worker of the queue's most urgent unallocated case",
     description="Two workers never get the same case: concurrent claims each take a different "
     "one. 409 (type nothing_to_claim) when the queue has no unallocated case; 404 for an "
@@ -221,8 +204,9 @@ async def claim_from_queue(
     queue = await _queue(session, ruleset, queue_id)
     if not can_claim_from_queue(actor, queue.id, queue.kind):
         await _refuse(session, actor, queue, "claim", now, "You cannot claim from this queue.")
-    claimed = await service.claim_next(
+    claimed = await claims.claim_next(
         session, queue_id=queue.id, queue_kind=queue.kind, actor=actor, now=now
     )
     response.headers["Location"] = f"/v1/cases/{claimed.case.id}"
-    return await case_read(session, claimed, now, response)
+    response.headers["ETag"] = etag(claimed.case.version)
+    return await case_read(session, claimed, now, ruleset)

@@ -14,11 +14,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from app.models.case import (
+    CaseOutcome,
+    CaseStatus,
+    ContactAttendance,
+    ContactMechanism,
+    ContactWith,
+    EffectiveEligibility,
+    ReviewOutcome,
+)
 from app.schemas.common import BlankIsAbsent, MultiLine, ReasonText, SingleLine
-from app.triage.decision import ThriveGrouping
+from app.triage.decision import ThriveGrouping, UrgencyCode
 
-CaseStatus = Literal["waiting", "allocated", "contacted", "active", "on_hold", "closed"]
-OpenCaseStatus = Literal["waiting", "allocated", "contacted", "active", "on_hold"]
+__all__ = ["CaseOutcome", "CaseStatus"]  # the case vocabulary, as the API names it
 
 # A staff user's id as their identity provider names it (the token's ``sub``).
 StaffId = Annotated[
@@ -39,7 +47,8 @@ RequiredReason = Annotated[
 
 
 class ContactType(StrEnum):
-    """The first meaningful contact that stops the waiting clock (docs/domain/waiting-clocks.md)."""
+    """The first meaningful contact that stops the waiting clock (docs/domain/waiting-clocks.md).
+    The older first-contact action records it as an attended contact."""
 
     ADVICE = "advice"
     ASSESSMENT = "assessment"
@@ -52,18 +61,6 @@ class ContactMethod(StrEnum):
     VIDEO = "video"
     TEXT_MESSAGE = "text_message"
     EMAIL = "email"
-
-
-class CaseOutcome(StrEnum):
-    """Why a case closed."""
-
-    RETURNED_TO_THRIVING = "returned_to_thriving"
-    SIGNPOSTED = "signposted"
-    MOVED_TO_ADULT_SERVICES = "moved_to_adult_services"
-    TRANSFERRED_TO_SPECIALIST_SERVICE = "transferred_to_specialist_service"
-    MOVED_OUT_OF_AREA = "moved_out_of_area"
-    DECLINED = "declined"
-    NOT_CONTACTABLE = "not_contactable"
 
 
 class StrictModel(BlankIsAbsent):
@@ -180,13 +177,50 @@ class CaseReferralRead(BaseModel):
     route_kind: str
 
 
+class EligibilityRead(BaseModel):
+    """The case's effective eligibility: the engine's outcome until a clinical review."""
+
+    outcome: EffectiveEligibility | None = Field(description="effective: after any review")
+    engine_outcome: EffectiveEligibility | None = Field(
+        description="the engine's outcome for the opening referral (never edited)"
+    )
+    awaiting_review: bool = Field(description="open, sent for clinical review, not reviewed")
+    review: ReviewOutcome | None = Field(description="the clinical-review decision")
+    reviewed_by: str | None
+    reviewed_at: datetime | None
+    reason: str | None = Field(description="why, in the reviewer's words")
+
+
+class ReviewProposalRead(BaseModel):
+    """Where the routing rules send the young person once eligible: accept's default queue."""
+
+    queue_id: str | None
+    queue_name: str | None
+    route_kind: str
+    rule: str
+
+
+class ContactSummary(BaseModel):
+    first_attended_at: datetime | None = Field(description="stopped the waiting clock")
+    second_attended_at: datetime | None = Field(description="the CYP access measure")
+    did_not_attend_count: int
+
+
 class CaseRead(BaseModel):
     id: uuid.UUID
-    version: int = Field(description='also sent as the ETag header: W/"<version>"')
+    version: int = Field(description='also sent as the ETag header: "<version>"')
     status: CaseStatus
     queue_id: str
     person: PersonDetail
-    urgency_code: str
+    urgency_code: str = Field(description="effective: raised by referrals or re-graded")
+    engine_urgency_code: str | None = Field(
+        description="the most urgent code the triage engine gave the case's referrals"
+    )
+    eligibility: EligibilityRead
+    review_proposal: ReviewProposalRead | None = Field(
+        description="while awaiting clinical review: the team accept proposes"
+    )
+    contacts: ContactSummary
     waiting_clock: WaitingClock
     first_contact_type: str | None
     key_worker_id: str | None
@@ -231,6 +265,67 @@ class CaseTimeline(BaseModel):
 class AllocateRequest(StrictModel):
     key_worker_id: StaffId = Field(description="the staff user who will hold the case")
     reason: ReasonText | None = None
+
+
+class ReviewRequest(StrictModel):
+    outcome: ReviewOutcome
+    queue_id: QueueId | None = Field(
+        default=None,
+        description="accept only: the team's queue (default: review_proposal on the case)",
+    )
+    reason: RequiredReason = Field(description="why: the clinical reasoning, briefly")
+
+
+class UrgencyChangeRequest(StrictModel):
+    code: UrgencyCode = Field(description="the new UK Mental Health Triage Scale code (A-G)")
+    reason: RequiredReason = Field(description="why, after assessing the young person")
+
+
+class TransferRequest(StrictModel):
+    queue_id: QueueId = Field(description="the queue the case moves to")
+    reason: RequiredReason = Field(description="why the case moves (rare: no referring on)")
+
+
+class ContactCreate(StrictModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    occurred_at: AwareDatetime = Field(
+        description="when it happened: not in the future, not before the referral was received"
+    )
+    mechanism: ContactMechanism
+    attendance: ContactAttendance
+    with_whom: ContactWith = Field(alias="with", description="who the contact was with")
+
+
+class ContactRead(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: uuid.UUID
+    occurred_at: datetime
+    mechanism: ContactMechanism | None = Field(
+        description="null only for a first contact recorded without a method"
+    )
+    attendance: ContactAttendance
+    with_whom: ContactWith = Field(serialization_alias="with", validation_alias="with_whom")
+    contact_type: str | None = Field(description="advice | assessment | intervention, if said")
+    recorded_by_id: str
+    recorded_at: datetime
+
+
+class ContactList(BaseModel):
+    case_id: uuid.UUID
+    version: int
+    summary: ContactSummary
+    items: list[ContactRead] = Field(description="in the order they happened")
+
+
+class MyCaseItem(WorklistItem):
+    relationship: Literal["key_worker", "supporter"]
+
+
+class MyCases(BaseModel):
+    as_of: datetime
+    items: list[MyCaseItem] = Field(description="most urgent first, then earliest respond-by")
 
 
 class ContactRequest(StrictModel):

@@ -10,15 +10,29 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, cast
 
 import structlog
-from sqlalchemy import or_, select
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.logs import IDENTIFYING_KEYS
 from app.models import AuditEvent
+from app.models.base import is_uuid
 from app.security import Actor
 
 log = structlog.get_logger(__name__)
@@ -56,7 +70,7 @@ def _clean(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
         ok = _CODE_RE.match(value) and not _NHS_LIKE_RE.search(value.replace("-", ""))
         # A uuid has long digit runs only by chance; keep real uuids whole.
-        if not ok and _is_uuid(value):
+        if not ok and is_uuid(value):
             ok = True
         return value if ok else REDACTED
     if isinstance(value, list | tuple) and depth < 2:
@@ -64,14 +78,6 @@ def _clean(value: Any, depth: int = 0) -> Any:
     if isinstance(value, dict) and depth < 2:
         return clean_details(value, depth + 1)
     return REDACTED
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def clean_details(details: dict[str, Any], depth: int = 0) -> dict[str, Any]:
@@ -193,3 +199,133 @@ async def list_events(
         )
     query = query.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc()).limit(limit)
     return list((await session.scalars(query)).all())
+
+
+# Listings: one audit row per case a page showed ---------------------------------------------
+
+AUDIT_EVENTS = cast(Table, AuditEvent.__table__)
+# The columns an INSERT … SELECT of audit rows fills, in the order of its SELECT list (the
+# one-statement claim, app/services/claims.py, writes its row with them too).
+AUDIT_INSERT_COLUMNS = (
+    "id",
+    "occurred_at",
+    "request_id",
+    "actor_kind",
+    "actor_id",
+    "actor_role",
+    "actor_organisation",
+    "action",
+    "resource_type",
+    "resource_id",
+    "person_id",
+    "outcome",
+    "details",
+)
+
+
+class ShownCase(Protocol):
+    """What a listing row must carry to be audited: the case and its person."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def person_id(self) -> uuid.UUID: ...
+
+
+async def record_listing(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    rows: Sequence[ShownCase],
+    now: datetime,
+    details: dict[str, Any],
+) -> None:
+    """One ``list`` audit event per case shown, naming its person, so "who has seen this young
+    person?" (``GET /v1/audit?person_id=…``) includes worklists and "my cases". A page is one
+    INSERT in the request's transaction, of the fields ``record`` writes: on PostgreSQL over
+    ``unnest`` of the page's ids (``AUDIT_LISTING_POSTGRESQL``), elsewhere a Core executemany
+    on the table (one ORM object per row cost about three times the CPU).
+    """
+    if not rows:
+        return  # an empty page showed nobody
+    cleaned = clean_details(details)
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            AUDIT_LISTING_POSTGRESQL,
+            {
+                "list_case_ids": [row.id for row in rows],
+                "list_person_ids": [row.person_id for row in rows],
+                "list_now": now,
+                "list_request_id": request_id,
+                "list_actor_kind": actor.kind,
+                "list_actor_id": actor.id,
+                "list_actor_role": actor.role,
+                "list_actor_organisation": actor.ods_code,
+                "list_details": cleaned,
+            },
+        )
+        return
+    await session.execute(
+        insert(AUDIT_EVENTS),
+        [
+            {
+                "occurred_at": now,
+                "request_id": request_id,
+                "actor_kind": actor.kind,
+                "actor_id": actor.id,
+                "actor_role": actor.role,
+                "actor_organisation": actor.ods_code,
+                "action": "list",
+                "resource_type": "case",
+                "resource_id": str(row.id),
+                "person_id": row.person_id,
+                "outcome": SUCCESS,
+                "details": cleaned,
+            }
+            for row in rows
+        ],
+    )
+
+
+def _constant(value: str) -> ColumnElement[str]:
+    """One of our codes as a constant in the SQL text (never request data)."""
+    if not value.isidentifier():
+        raise ValueError(f"not a code to write into SQL: {value!r}")
+    return literal_column(f"'{value}'", String)
+
+
+def audit_listing_statement_postgresql() -> Any:
+    """``record_listing``'s rows as one INSERT … SELECT over ``unnest`` of the page's case and
+    person ids: two array parameters instead of a row of parameters per case (an executemany
+    binds, and serialises the details of, every row separately)."""
+    uuids = postgresql.ARRAY(postgresql.UUID(as_uuid=True))
+    shown = (
+        func.unnest(
+            bindparam("list_case_ids", type_=uuids), bindparam("list_person_ids", type_=uuids)
+        )
+        .table_valued("case_id", "person_id")
+        .render_derived(name="shown")
+    )
+    return insert(AUDIT_EVENTS).from_select(
+        AUDIT_INSERT_COLUMNS,
+        select(
+            func.gen_random_uuid(),
+            bindparam("list_now", type_=AUDIT_EVENTS.c.occurred_at.type),
+            bindparam("list_request_id", type_=String),
+            bindparam("list_actor_kind", type_=String),
+            bindparam("list_actor_id", type_=String),
+            bindparam("list_actor_role", type_=String),
+            bindparam("list_actor_organisation", type_=String),
+            _constant("list"),
+            _constant("case"),
+            sql_cast(shown.c.case_id, String),
+            shown.c.person_id,
+            _constant(SUCCESS),
+            bindparam("list_details", type_=AUDIT_EVENTS.c.details.type),
+        ).select_from(shown),
+    )
+
+
+AUDIT_LISTING_POSTGRESQL = audit_listing_statement_postgresql()
