@@ -110,12 +110,6 @@ class Forbidden(FrontDoorError):
     title = "Forbidden"
 
 
-class PayloadTooLarge(FrontDoorError):
-    status_code = 413
-    type = "payload_too_large"
-    title = "Request body too large"
-
-
 class UnsupportedMediaType(FrontDoorError):
     status_code = 415
     type = "unsupported_media_type"
@@ -126,12 +120,6 @@ class TooManyRequests(FrontDoorError):
     status_code = 429
     type = "rate_limited"
     title = "Too many requests"
-
-
-class ServiceUnavailable(FrontDoorError):
-    status_code = 503
-    type = "service_unavailable"
-    title = "Service unavailable"
 
 
 class ProblemRenderer(Protocol):

@@ -23,6 +23,7 @@ from app.routers import (
     cases,
     directory,
     health,
+    me,
     oruk,
     persons,
     queues,
@@ -98,7 +99,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.migration_head = head_revision()
 
     install_error_handlers(app)
-    for module in (health, referrals, self_referrals, persons, directory, audit, queues, cases):
+    for module in (health, referrals, self_referrals, persons, directory, audit, queues, cases, me):
         app.include_router(module.router)
     for module in (signposting, oruk):
         app.include_router(module.router)

@@ -54,3 +54,14 @@ class Base(DeclarativeBase):
 
 def new_id() -> uuid.UUID:
     return uuid.uuid4()
+
+
+def is_uuid(value: object) -> bool:
+    """Whether ``value`` is text naming a UUID (an id from a form, a path or an audit detail)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

@@ -18,16 +18,14 @@ from typing import Any
 import orjson
 import structlog
 from sqlalchemy import delete, inspect, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import insert_on_conflict
 from app.errors import IdempotencyKeyReused, Unprocessable
 from app.models import Case, IdempotencyKey, Person, Referral, TriageDecision
-from app.models.base import new_id
 from app.schemas.referral import AnyReferralCreate, DropInReferralCreate, SelfReferralCreate
 from app.security import Actor
-from app.services import audit, case_events
+from app.services import audit, cases
 from app.services.persons import ChangeAuthor, record_unverified_person, resolve_person
 from app.signposting import (
     SignpostingDirectory,
@@ -37,7 +35,6 @@ from app.signposting import (
     signposting_for,
 )
 from app.triage import Decision, ReferralFacts, RiskAnswers, Ruleset, evaluate
-from app.triage.decision import URGENCY_RANK, RouteKind
 from app.triage.facts import RECORD_FACTS, Channel, ReferrerType, SettingPreference
 
 log = structlog.get_logger(__name__)
@@ -247,10 +244,9 @@ async def submit_referral(
     )
     facts = facts_from(body, now, known=known, contact_route=has_contact_route(body, actor, known))
     decision = evaluate(facts, ruleset)
-    case, disposition = await _open_or_join_case(
+    case, disposition, _ = await cases.open_or_join_case(
         session, person, decision, now, person_is_new=person_created
     )
-    case_changes = _case_changes(case) if case is not None and disposition == "joined_case" else []
 
     referral = Referral(
         id=referral_id,
@@ -295,10 +291,6 @@ async def submit_referral(
     # Nothing is flushed here: the referral, its decision, a new case, the timeline event and
     # the audit rows go to the database together at the commit (one flush).
     session.add_all([referral, decision_row])
-    if case is not None:
-        await case_events.record_referral(
-            session, case, referral, decision, joined=disposition == "joined_case", now=now
-        )
     _audit_intake(
         session,
         actor=actor,
@@ -306,9 +298,19 @@ async def submit_referral(
         referral=referral,
         person_created=person_created,
         person_fields_added=person_fields_added,
-        case=case,
-        case_changes=case_changes,
     )
+    if case is not None:
+        # The case's timeline event and audit row (saying what a joining referral changed)
+        # are the case service's: every change of a case goes through it.
+        await cases.record_referral_on_case(
+            session,
+            case,
+            referral,
+            decision,
+            actor=actor,
+            joined=disposition == "joined_case",
+            now=now,
+        )
     log.info(
         "referral_received",
         referral_id=str(referral.id),
@@ -379,15 +381,10 @@ def _audit_intake(
     referral: Referral,
     person_created: bool,
     person_fields_added: list[str],
-    case: Case | None,
-    case_changes: list[str],
 ) -> None:
-    """Audit what intake created or changed, in the same transaction (ids and codes only).
-
-    A referral joining an open case says what it changed there, each key for one change:
-    ``urgency_raised`` (a more urgent code), ``respond_by_brought_forward`` (an earlier
-    deadline) and ``queue_moved`` (an unallocated case moved to the new route's queue).
-    """
+    """Audit the person and referral intake created or changed, in the same transaction (ids
+    and codes only). The case's audit row is the case service's
+    (``cases.record_referral_on_case``)."""
     person_id = referral.person_id
     if person_created:
         audit.record(
@@ -430,44 +427,6 @@ def _audit_intake(
             ),
         },
     )
-    if case is not None:
-        joined = referral.disposition == "joined_case"
-        audit.record(
-            session,
-            actor=actor,
-            action="update" if joined else "create",
-            resource_type="case",
-            resource_id=case.id,
-            person_id=person_id,
-            now=now,
-            details={
-                "referral_id": referral.id,
-                "queue_id": case.queue_id,
-                "urgency_code": case.urgency_code,
-                **(
-                    {
-                        "change": "referral_joined",
-                        **{key: key in case_changes for key in JOINED_CASE_CHANGES.values()},
-                    }
-                    if joined
-                    else {}
-                ),
-            },
-        )
-
-
-# What a joining referral can change on the open case: the audit key for each, by attribute.
-JOINED_CASE_CHANGES = {
-    "urgency_code": "urgency_raised",
-    "respond_by_at": "respond_by_brought_forward",
-    "queue_id": "queue_moved",
-}
-
-
-def _case_changes(case: Case) -> list[str]:
-    """The audit keys for what ``_raise_urgency`` changed on a joined case (not yet flushed)."""
-    state = inspect(case)
-    return [key for attr, key in JOINED_CASE_CHANGES.items() if state.attrs[attr].history.added]
 
 
 async def _claim_idempotency_key(
@@ -539,92 +498,3 @@ async def _reserve_key(session: AsyncSession, values: dict[str, Any]) -> bool:
         .returning(IdempotencyKey.key)
     )
     return reserved.first() is not None
-
-
-async def _open_or_join_case(
-    session: AsyncSession,
-    person: Person,
-    decision: Decision,
-    now: datetime,
-    *,
-    person_is_new: bool,
-) -> tuple[Case | None, str]:
-    """Join the person's open case if they have one; else open a case unless signposted.
-
-    A person this transaction has just recorded can have no case yet, and no other transaction
-    can open one for them before this one commits (it cannot see them): their case needs
-    neither the lookup nor a savepoint, and is inserted with the rest at the commit.
-    """
-    if not person_is_new:
-        open_case = await _open_case_for_update(session, person)
-        if open_case is not None:
-            _raise_urgency(open_case, decision, now)
-            return open_case, "joined_case"
-    if decision.route.kind is RouteKind.SIGNPOST or decision.route.queue_id is None:
-        return None, "signposted"
-    case = Case(
-        id=new_id(),
-        person_id=person.id,
-        queue_id=decision.route.queue_id,
-        status="waiting",
-        urgency_code=decision.urgency.code.value,
-        urgency_rank=URGENCY_RANK[decision.urgency.code],
-        received_at=now,
-        respond_by_at=decision.urgency.respond_by_at,
-        thrive_grouping_proposed=decision.thrive_grouping.value,
-        version=1,
-        last_event_seq=0,
-        created_at=now,
-        updated_at=now,
-    )
-    if person_is_new:
-        session.add(case)
-        return case, "case_opened"
-    try:
-        async with session.begin_nested():
-            session.add(case)
-            await session.flush()
-    except IntegrityError:
-        # Another referral for the same person opened a case a moment ago: join that one.
-        open_case = await _open_case_for_update(session, person)
-        if open_case is None:
-            raise
-        _raise_urgency(open_case, decision, now)
-        return open_case, "joined_case"
-    return case, "case_opened"
-
-
-async def _open_case_for_update(session: AsyncSession, person: Person) -> Case | None:
-    return await session.scalar(
-        select(Case)
-        .where(Case.person_id == person.id, Case.status != "closed")
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-
-
-def _raise_urgency(case: Case, decision: Decision, now: datetime) -> None:
-    """A new referral can make an open case more urgent, never less.
-
-    An unallocated case moves to the new route's queue when it is more urgent (e.g. to crisis);
-    an allocated case stays with its key worker ("no referring on"), who sees the raised urgency.
-    """
-    new_rank = URGENCY_RANK[decision.urgency.code]
-    new_respond_by = decision.urgency.respond_by_at
-    changed = False
-    if new_rank < case.urgency_rank:
-        case.urgency_rank = new_rank
-        case.urgency_code = decision.urgency.code.value
-        changed = True
-        if case.status == "waiting" and decision.route.queue_id is not None:
-            case.queue_id = decision.route.queue_id
-    if (
-        new_respond_by is not None
-        and case.first_contact_at is None
-        and (case.respond_by_at is None or new_respond_by < case.respond_by_at)
-    ):
-        case.respond_by_at = new_respond_by
-        changed = True
-    if changed:
-        case.version += 1
-        case.updated_at = now

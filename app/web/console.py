@@ -22,6 +22,7 @@ from app.content import URGENT_CODES
 from app.deps import ClockDep, RulesetDep, SessionDep, SettingsDep, authenticate_staff
 from app.errors import Forbidden, IdempotencyKeyReused, Unauthenticated, Unprocessable
 from app.models import Person
+from app.models.base import is_uuid as _is_uuid  # the one shared helper
 from app.presenters import referral_status
 from app.schemas.referral import DecisionRead, PhoneReferralCreate
 from app.security import Actor
@@ -371,16 +372,6 @@ def _referral_form(
         },
         status_code=status_code,
     )
-
-
-def _is_uuid(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _meanings(ruleset: Ruleset) -> dict[str, str]:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.content import URGENT_CODES, crisis_block, next_steps
 from app.deps import ClockDep, RulesetDep, SessionDep, SettingsDep
 from app.errors import IdempotencyKeyReused, TooManyRequests, Unprocessable
+from app.models.base import is_uuid
 from app.ratelimit import limit_self_referrals
 from app.schemas.referral import SelfReferralCreate
 from app.security import PUBLIC
@@ -64,7 +65,7 @@ def _form_page(
 ) -> Response:
     values = dict(values if values is not None else (parsed.values if parsed else {}))
     # A new id per form shown: sending the same form twice (a double tap) makes one referral.
-    if not _valid_uuid(values.get("submission_id")):
+    if not is_uuid(values.get("submission_id")):
         values["submission_id"] = str(uuid.uuid4())
     errors = errors if errors is not None else (parsed.errors if parsed else {})
     summary = ParsedForm(values=values, errors=errors).summary(SELF_REFERRAL_ORDER)
@@ -74,16 +75,6 @@ def _form_page(
         {"values": values, "errors": errors, "error_summary": summary, "needs": NEEDS},
         status_code=status_code,
     )
-
-
-def _valid_uuid(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 @router.get("/")
@@ -158,7 +149,7 @@ async def refer_submit(
         incomplete = parsed.incomplete_fields()
 
     submission_id = parsed.values.get("submission_id")
-    key = f"web-form:{submission_id}" if _valid_uuid(submission_id) else None
+    key = f"web-form:{submission_id}" if is_uuid(submission_id) else None
     try:
         try:
             result = await _submit(session, parsed, body, incomplete, ruleset, clock.now(), key)
