@@ -3,8 +3,9 @@ into a fresh PostgreSQL database, quickly (COPY), for the benchmarks.
 
     python bench/generate_data.py --dsn postgresql://postgres@127.0.0.1:5432/postgres \\
         --db frontdoor_bench --people 1000000
+    python bench/generate_data.py --smoke --dsn "$PG_URL"   # 300 people, checked, dropped
 
-The database is created (dropped first with ``--recreate``), migrated with the application's own
+The database is created (dropped first unless ``--keep``), migrated with the application's own
 migrations, given the default service directory, then filled in chunks: worker processes build
 each chunk's rows (the real triage engine decides every referral) in COPY text format, and the
 main process COPYs them in. Foreign-key triggers are skipped during the load
@@ -37,6 +38,7 @@ import asyncio
 import io
 import math
 import random
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -47,14 +49,19 @@ from typing import Any
 import asyncpg
 import orjson
 
-from bench import synth
+from bench import harness, synth
 
 REFERRALS_PER_PERSON = ((1, 82), (2, 13), (3, 5))  # (count, weight)
 DB_CHANNELS = (("phone", 35), ("system", 35), ("web", 15), ("drop_in", 15))
 REFERRAL_HISTORY_DAYS = 3 * 365
 MEAN_CASE_DAYS = 60
 KEY_WORKERS = 400
-CLOSE_OUTCOMES = ("returned_to_thriving", "no_contact", "referred_elsewhere", "declined")
+CLOSE_OUTCOMES = (
+    "returned_to_thriving",
+    "not_contactable",
+    "moved_out_of_area",
+    "declined",
+)
 REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # An odd multiplier scrambles the referral counter into distinct, random-looking references.
 _REFERENCE_MULTIPLIER = 0x9E3779B97F & ((1 << 40) - 1) | 1
@@ -247,7 +254,8 @@ def build_chunk(
     today = now.date()
     chunk = _Chunk()
     counts, weights = zip(*REFERRALS_PER_PERSON, strict=True)
-    channels, channel_weights = zip(*DB_CHANNELS, strict=True)
+    channels = [channel for channel, _ in DB_CHANNELS]
+    channel_weights = [weight for _, weight in DB_CHANNELS]
 
     for index in range(start, start + count):
         who = synth.person(rng, today, nhs_number_for(index))
@@ -525,48 +533,6 @@ def _finish_case(rng: random.Random, chunk: _Chunk, case: dict[str, Any], now: d
         current = to_status
 
 
-async def _create_database(admin_dsn: str, db: str, recreate: bool) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", db)
-        if exists and recreate:
-            await conn.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
-            exists = False
-        if not exists:
-            await conn.execute(f'CREATE DATABASE "{db}"')
-    finally:
-        await conn.close()
-
-
-def database_dsn(admin_dsn: str, db: str) -> str:
-    """The admin DSN with its database name replaced by ``db``."""
-    base, _, _ = admin_dsn.rpartition("/")
-    return f"{base}/{db}"
-
-
-def migrate(dsn: str) -> None:
-    """Apply the application's migrations and load the service directory (queues, ruleset)."""
-    from app.config import Settings
-    from app.migrate import upgrade
-
-    settings = Settings(database_url=dsn)
-    upgrade(settings)
-    asyncio.run(_sync_directory(settings))
-
-
-async def _sync_directory(settings: Any) -> None:
-    from app.db import create_engine, create_session_factory
-    from app.services.directory import sync_directory
-
-    engine = create_engine(settings)
-    try:
-        async with create_session_factory(engine)() as session:
-            await sync_directory(session, _ruleset(), datetime.now(UTC))
-            await session.commit()
-    finally:
-        await engine.dispose()
-
-
 async def _copy_chunks(
     dsn: str,
     people: int,
@@ -646,17 +612,17 @@ def load_dataset(
 ) -> LoadSummary:
     """Create ``db`` (dropping it first if ``recreate``), migrate it, load ``people`` people.
 
-    ``admin_dsn`` is a plain ``postgresql://`` DSN to any database on the server (to run
-    CREATE DATABASE). Returns row counts and timings. Call from synchronous code.
+    ``admin_dsn`` is a DSN to any database on the server (to run CREATE DATABASE). Returns row
+    counts and timings. Call from synchronous code.
     """
     import os
 
     jobs = jobs or os.cpu_count() or 1
     summary = LoadSummary(database=db, people=people)
-    dsn = database_dsn(admin_dsn, db)
+    dsn = harness.database_dsn(admin_dsn, db)
     t0 = time.perf_counter()
-    asyncio.run(_create_database(admin_dsn, db, recreate))
-    migrate(dsn)
+    asyncio.run(harness.create_database(admin_dsn, db, recreate=recreate))
+    harness.migrate(dsn)
     summary.seconds["create_and_migrate"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     asyncio.run(_copy_chunks(dsn, people, chunk_size, seed, jobs, summary, progress))
@@ -672,11 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--dsn",
-        default="postgresql://postgres@127.0.0.1:5432/postgres",
-        help="admin DSN (any database on the server; used for CREATE DATABASE)",
-    )
+    harness.add_dsn_argument(parser)
     parser.add_argument("--db", default="frontdoor_bench", help="database to create and fill")
     parser.add_argument("--people", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)
@@ -687,20 +649,65 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep", action="store_true", help="do not drop an existing database of that name (append)"
     )
+    harness.add_smoke_argument(parser)
     args = parser.parse_args(argv)
+    if args.smoke:  # 300 people in three chunks, into a database of its own, dropped afterwards
+        args.db, args.people, args.chunk_size, args.keep = (
+            harness.smoke_database("data"),
+            300,
+            100,
+            False,
+        )
     print(f"loading {args.people:,} people into {args.db} ...", flush=True)
-    summary = load_dataset(
-        args.dsn,
-        args.db,
-        args.people,
-        seed=args.seed,
-        jobs=args.jobs,
-        chunk_size=args.chunk_size,
-        recreate=not args.keep,
-        progress=True,
-    )
-    print(orjson.dumps(asdict(summary), option=orjson.OPT_INDENT_2).decode())
+    with harness.database_dropped_afterwards(args.dsn, args.db, enabled=args.smoke):
+        summary = load_dataset(
+            args.dsn,
+            args.db,
+            args.people,
+            seed=args.seed,
+            jobs=args.jobs,
+            chunk_size=args.chunk_size,
+            recreate=not args.keep,
+            progress=True,
+        )
+        print(orjson.dumps(asdict(summary), option=orjson.OPT_INDENT_2).decode())
+        if args.smoke:
+            return check_loaded(harness.database_dsn(args.dsn, args.db), summary)
     return 0
+
+
+def check_loaded(dsn: str, summary: LoadSummary) -> int:
+    """What a loaded database must hold: every table's rows as reported, every person, some
+    open cases, and referrals that point at existing people and cases."""
+
+    async def counts() -> dict[str, int]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            found = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLE_ORDER}
+            found["orphan referrals"] = await conn.fetchval(
+                "SELECT count(*) FROM referrals r LEFT JOIN persons p ON p.id = r.person_id "
+                "LEFT JOIN cases c ON c.id = r.case_id "
+                "WHERE p.id IS NULL OR (r.case_id IS NOT NULL AND c.id IS NULL)"
+            )
+            return found
+        finally:
+            await conn.close()
+
+    found = asyncio.run(counts())
+    problems = [
+        f"{table}: {found[table]} rows, reported {rows}"
+        for table, rows in summary.rows.items()
+        if found[table] != rows
+    ]
+    if found["persons"] != summary.people:
+        problems.append(f"{found['persons']} people, not {summary.people}")
+    if not summary.open_cases:
+        problems.append("no open cases")
+    if found["orphan referrals"]:
+        problems.append(f"{found['orphan referrals']} referrals without their person or case")
+    for problem in problems:
+        print(f"FAILED {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Shared plumbing for the benchmark drivers: servers, wrk, CPU accounting, machine facts.
+"""Shared plumbing for the benchmark drivers: bench databases, servers, wrk, CPU accounting,
+machine facts, and the ``--smoke`` mode every driver has.
 
 Every process started here is started in its own session and stopped by its process-group id
 (so ``--workers 2`` children stop too); servers listen on 127.0.0.1 only.
@@ -6,11 +7,14 @@ Every process started here is started in its own session and stopped by its proc
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import os
 import platform
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +23,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +32,7 @@ OUT = REPO / "bench" / "out"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # A fixed, long secret shared by the server and `frontdoor token` (bench only).
 BENCH_JWT_SECRET = "bench-only-secret-not-for-production-0123456789abcdef"
+DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @dataclass
@@ -70,6 +76,32 @@ def frontdoor_cli(args: list[str], env: dict[str, str], app_dir: Path = REPO) ->
     return result.stdout.strip()
 
 
+def start_frontdoor(
+    dsn: str,
+    port: int,
+    *,
+    app_dir: Path = REPO,
+    workers: int = 1,
+    cpus: str | None = None,
+    log_path: Path,
+    ready_path: str = "/healthz",
+) -> Server:
+    """`frontdoor serve` (as ``python -m app.cli serve``, so a patched copy in ``app_dir`` can be
+    served) over ``dsn`` on a loopback port, with production settings and INFO request logs."""
+    command = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", str(workers)]
+    return start_server(
+        "frontdoor",
+        command,
+        f"http://127.0.0.1:{port}",
+        env=frontdoor_env(dsn, app_dir),
+        cwd=app_dir,
+        cpus=cpus,
+        log_path=log_path,
+        ready_path=ready_path,
+    )
+
+
 def start_server(
     name: str,
     command: list[str],
@@ -94,7 +126,8 @@ def start_server(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}; see {log_path}")
+            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+            raise RuntimeError(f"{name} exited with {process.returncode} ({log_path}):\n{tail}")
         try:
             with urllib.request.urlopen(url + ready_path, timeout=2) as response:
                 if response.status < 500:
@@ -122,13 +155,123 @@ def stop_server(server: Server, timeout: float = 15.0) -> None:
         server.process.wait(timeout)
 
 
-@contextmanager
-def running(server_factory: Any) -> Iterator[Server]:
-    server = server_factory()
+# Bench databases ---------------------------------------------------------------------------------
+
+
+def database_dsn(admin_dsn: str, db: str) -> str:
+    """``admin_dsn`` (a DSN to any database on the server, ``postgresql+asyncpg://`` too) as a
+    plain ``postgresql://`` DSN to database ``db``."""
+    from sqlalchemy import make_url
+
+    url = make_url(admin_dsn).set(drivername="postgresql", database=db)
+    return url.render_as_string(hide_password=False)
+
+
+def _admin(admin_dsn: str) -> str:
+    from sqlalchemy import make_url
+
+    return database_dsn(admin_dsn, make_url(admin_dsn).database or "postgres")
+
+
+async def create_database(admin_dsn: str, db: str, *, recreate: bool = True) -> None:
+    """Create ``db`` on ``admin_dsn``'s server (dropping it first if ``recreate``)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(_admin(admin_dsn))
     try:
-        yield server
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", db)
+        if exists and recreate:
+            await conn.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
+            exists = False
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{db}"')
     finally:
-        stop_server(server)
+        await conn.close()
+
+
+async def drop_database(admin_dsn: str, db: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(_admin(admin_dsn))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def migrate(dsn: str) -> str:
+    """Apply the application's migrations and write the default service directory (queues,
+    ruleset record) as the app does at start-up; the ruleset's version."""
+    from app.config import Settings
+    from app.migrate import upgrade
+
+    settings = Settings(database_url=dsn)
+    upgrade(settings)
+    return asyncio.run(_sync_directory(settings))
+
+
+async def _sync_directory(settings: Any) -> str:
+    from app.db import create_engine, create_session_factory
+    from app.services.directory import sync_directory
+    from app.triage import load_ruleset
+
+    ruleset = load_ruleset(None)
+    engine = create_engine(settings)
+    try:
+        async with create_session_factory(engine)() as session:
+            await sync_directory(session, ruleset, datetime.now(UTC))
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return str(ruleset.version)
+
+
+def add_dsn_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dsn",
+        default=DEFAULT_ADMIN_DSN,
+        help="a DSN to any database on the PostgreSQL server (used for CREATE DATABASE; the "
+        "bench database's name replaces its database name)",
+    )
+
+
+# --smoke -----------------------------------------------------------------------------------------
+
+
+def add_smoke_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the smallest run that still goes through every step (a tiny dataset in a database "
+        "of its own, created and dropped; free ports; no pinning or waiting): seconds, not "
+        "minutes. Exit 1 if any step or request failed. Its figures mean nothing.",
+    )
+
+
+def smoke_database(script: str) -> str:
+    """A database name of this process's own, so smoke runs side by side do not collide."""
+    return f"frontdoor_smoke_{script}_{os.getpid()}"
+
+
+@contextmanager
+def database_dropped_afterwards(admin_dsn: str, db: str, enabled: bool = True) -> Iterator[None]:
+    """Drop ``db`` when the block ends, however it ends (when ``enabled``)."""
+    try:
+        yield
+    finally:
+        if enabled:
+            asyncio.run(drop_database(admin_dsn, db))
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# CPU and the machine -----------------------------------------------------------------------------
 
 
 def process_tree_cpu(pid: int) -> float:
@@ -266,8 +409,8 @@ def wait_for_quiet(max_load: float, max_wait_s: int, poll_s: int = 60) -> dict[s
         waited += poll_s
 
 
-def machine() -> dict[str, Any]:
-    """The facts RESULTS.md records about the box."""
+def machine(dsn: str | None = None) -> dict[str, Any]:
+    """The facts RESULTS.md records about the box (and the PostgreSQL server at ``dsn``)."""
     cpu_model = ""
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -278,7 +421,7 @@ def machine() -> dict[str, Any]:
         if line.startswith("MemTotal:"):
             mem_kib = int(line.split()[1])
     pg = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip()
-    return {
+    facts: dict[str, Any] = {
         "nproc": os.cpu_count(),
         "cpu_model": cpu_model,
         "ram_gib": round(mem_kib / 1024 / 1024, 1),
@@ -286,6 +429,12 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "kernel": platform.release(),
     }
+    if dsn is not None:
+        server = subprocess.run(
+            ["psql", "-At", "-c", "SHOW server_version", dsn], capture_output=True, text=True
+        )
+        facts["postgresql_server"] = server.stdout.strip()
+    return facts
 
 
 def median(values: list[float]) -> float:

@@ -1,6 +1,7 @@
 """Intake throughput: Front Door's POST /v1/referrals against the bare baseline, in one run.
 
     python bench/intake_bench.py --runs 3 --duration 20
+    python bench/intake_bench.py --smoke --dsn "$PG_URL"   # one 2 s run of each step, seconds
 
 For each run: a fresh database (migrated, one API client), then for each app (baseline and
 Front Door, alternating which goes first):
@@ -15,7 +16,8 @@ Front Door, alternating which goes first):
 wrk and loadgen run pinned to ``--client-cpus``; PostgreSQL floats. Both apps get the same
 bodies file (a realistic mix: phone 45%, system 40% with API key and Idempotency-Key, drop-in
 15%; about 10% repeat people) and the same load. Results: bench/out/intake_<label>.json and a
-Markdown summary on stdout. ``--profile`` records Front Door with py-spy during step 3.
+Markdown summary on stdout. ``--profile`` records Front Door with py-spy during step 3 (raw
+collapsed stacks: any flame-graph tool reads them). Exits 1 if any request was not a 201.
 """
 
 from __future__ import annotations
@@ -39,15 +41,26 @@ from typing import Any
 import orjson
 
 from bench import harness, synth
-from bench.generate_data import _create_database, database_dsn
 
 BODIES_FILE = harness.OUT / "intake_bodies.tsv"
+SMOKE_BODIES_FILE = harness.OUT / "intake_bodies_smoke.tsv"
 LUA_SCRIPT = harness.REPO / "bench" / "intake.lua"
 BASELINE_PORT = 8101
 FRONTDOOR_PORT = 8102
-FLOOR_PORT = 8104
 LOAD_FRACTION = 0.7
 WARMUP_S = 4
+# --smoke: one run, every step for a second or two, a small bodies file of its own.
+SMOKE = {
+    "runs": 1,
+    "duration": 2,
+    "warmup": 3,  # a new server's first requests are slow (caches, pools): 1 s may see none
+    "connections": 4,
+    "bodies_count": 500,
+    "server_cpus": None,
+    "client_cpus": None,
+    "max_wait": 0,
+    "label": "smoke",
+}
 
 
 def write_bodies(path: Path, count: int, seed: int) -> None:
@@ -63,9 +76,10 @@ def write_bodies(path: Path, count: int, seed: int) -> None:
 
 def prepare_database(admin_dsn: str, db: str, app_dir: Path) -> tuple[str, str]:
     """A fresh database, migrated by ``app_dir``'s own `frontdoor migrate`, with one
-    referring-system client; (staff token, API key)."""
-    asyncio.run(_create_database(admin_dsn, db, recreate=True))
-    dsn = database_dsn(admin_dsn, db)
+    referring-system client (the organisation the system bodies come from); (staff token,
+    API key)."""
+    asyncio.run(harness.create_database(admin_dsn, db, recreate=True))
+    dsn = harness.database_dsn(admin_dsn, db)
     env = harness.frontdoor_env(dsn, app_dir)
     harness.frontdoor_cli(["migrate"], env, app_dir)
     # `frontdoor token` is for local use (refused in production); the server checks the token
@@ -75,8 +89,9 @@ def prepare_database(admin_dsn: str, db: str, app_dir: Path) -> tuple[str, str]:
         {**env, "FRONTDOOR_ENVIRONMENT": "development"},
         app_dir,
     )
+    name, ods_code = synth.INTAKE_SYSTEM
     api_key = harness.frontdoor_cli(
-        ["client", "create", "--name", "Bench GP system", "--ods", "D82001"], env, app_dir
+        ["client", "create", "--name", name, "--ods", ods_code], env, app_dir
     ).splitlines()[-1]
     return token, api_key
 
@@ -101,9 +116,9 @@ def measure_app(
         warm = harness.run_wrk(
             server.url,
             LUA_SCRIPT,
-            [str(BODIES_FILE), token, api_key, f"{run_id}-{name}-warm", str(offset)],
+            [str(args.bodies_file), token, api_key, f"{run_id}-{name}-warm", str(offset)],
             connections=args.connections,
-            duration_s=WARMUP_S,
+            duration_s=args.warmup,
             cpus=args.client_cpus,
         )
         offset += warm["requests"] + in_flight
@@ -113,7 +128,7 @@ def measure_app(
         peak = harness.run_wrk(
             server.url,
             LUA_SCRIPT,
-            [str(BODIES_FILE), token, api_key, f"{run_id}-{name}-max", str(offset)],
+            [str(args.bodies_file), token, api_key, f"{run_id}-{name}-max", str(offset)],
             connections=args.connections,
             duration_s=args.duration,
             cpus=args.client_cpus,
@@ -123,6 +138,8 @@ def measure_app(
         cpu = server.cpu_seconds() - cpu_before
         pg_cpu = harness.postgres_cpu() - pg_before
         offset += peak["requests"] + in_flight
+        if not peak["requests"]:
+            raise RuntimeError(f"{name}: no request completed in {args.duration} s (wrk)")
         rate = round(peak["rps"] * LOAD_FRACTION, 1)
         bodies = args.bodies_count
         at_load = harness.run_loadgen(
@@ -135,7 +152,7 @@ def measure_app(
                 "--duration",
                 str(args.duration),
                 "--bodies",
-                str(BODIES_FILE),
+                str(args.bodies_file),
                 "--token-file",
                 str(_write(token, "token")),
                 "--api-key-file",
@@ -204,14 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--dsn",
-        default="postgresql://postgres@127.0.0.1:5432/postgres",
-        help="admin DSN (used to create the bench database)",
-    )
+    harness.add_dsn_argument(parser)
     parser.add_argument("--db", default="frontdoor_bench_intake")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--duration", type=int, default=20, help="seconds per measurement")
+    parser.add_argument("--warmup", type=int, default=WARMUP_S, help="seconds of wrk first")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers for every app")
     parser.add_argument(
@@ -232,11 +246,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument(
-        "--floor",
-        action="store_true",
-        help="also measure bench/floor_app.py (the same rows in one statement)",
-    )
-    parser.add_argument(
         "--label", default="baseline-vs-frontdoor", help="name for bench/out/intake_<label>.json"
     )
     parser.add_argument(
@@ -251,22 +260,32 @@ def main(argv: list[str] | None = None) -> int:
         help="wait (up to --max-wait s) for the 1-min load average to drop below",
     )
     parser.add_argument("--max-wait", type=int, default=900)
+    harness.add_smoke_argument(parser)
     args = parser.parse_args(argv)
     harness.stop_cleanly_on_signals()
-    if args.server_cpus is None:
+    args.bodies_file = BODIES_FILE
+    args.baseline_port, args.frontdoor_port = BASELINE_PORT, FRONTDOOR_PORT
+    if args.smoke:
+        vars(args).update(SMOKE, db=harness.smoke_database("intake"))
+        args.bodies_file = SMOKE_BODIES_FILE
+        args.baseline_port, args.frontdoor_port = harness.free_port(), harness.free_port()
+    elif args.server_cpus is None:
         args.server_cpus = "0" if args.workers == 1 else None
+    with harness.database_dropped_afterwards(args.dsn, args.db, enabled=args.smoke):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     trees = dict(t.split("=", 1) for t in (args.tree or [f"frontdoor={harness.REPO}"]))
+    bodies = args.bodies_file
+    if not bodies.exists() or sum(1 for _ in bodies.open()) != args.bodies_count:
+        print(f"writing {args.bodies_count:,} bodies to {bodies} ...", flush=True)
+        write_bodies(bodies, args.bodies_count, args.seed)
 
-    if not BODIES_FILE.exists() or sum(1 for _ in BODIES_FILE.open()) != args.bodies_count:
-        print(f"writing {args.bodies_count:,} bodies to {BODIES_FILE} ...", flush=True)
-        write_bodies(BODIES_FILE, args.bodies_count, args.seed)
-
-    dsn = database_dsn(args.dsn, args.db)
+    dsn = harness.database_dsn(args.dsn, args.db)
     runs: list[dict[str, Any]] = []
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     apps: list[tuple[str, Path | None]] = [] if args.no_baseline else [("baseline", None)]
-    if args.floor:
-        apps.append(("floor", None))
     apps += [(name, Path(path)) for name, path in trees.items()]
     for run_number in range(1, args.runs + 1):
         quiet = harness.wait_for_quiet(args.max_load, args.max_wait)
@@ -279,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             token, api_key = prepare_database(args.dsn, args.db, tree or harness.REPO)
             run_id = uuid.uuid4().hex[:8]
             if tree is None:
-                start = _bench_app_starter(args, dsn, name)
+                start = _baseline_starter(args, dsn)
             else:
                 start = _frontdoor_starter(args, dsn, tree)
             profile = (
@@ -299,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         ratios = {}
         if "baseline" in results:
-            for name in [*trees, *(["floor"] if args.floor else [])]:
+            for name in trees:
                 ratios[name] = results[name]["max_rps"] / results["baseline"]["max_rps"]
                 print(f"  ratio {name}/baseline = {ratios[name]:.3f}", flush=True)
         runs.append({"run": run_number, "quiet": quiet, "ratios": ratios, **results})
@@ -309,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         "label": args.label,
         "started_at": started_at,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": harness.machine(),
+        "machine": harness.machine(dsn),
         "args": {k: str(v) for k, v in vars(args).items()},
         "runs": runs,
         "median": summary,
@@ -318,19 +337,23 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(report, indent=2))
     print(json.dumps(summary, indent=2))
     print(f"wrote {out}")
-    return 0
+    failed = {name: figures["errors_total"] for name, figures in summary.items()}
+    failed = {name: errors for name, errors in failed.items() if errors}
+    if failed:
+        print(f"FAILED requests (not 201) by app: {failed}", file=sys.stderr)
+    return 1 if failed else 0
 
 
-def _bench_app_starter(args: argparse.Namespace, dsn: str, name: str) -> Any:
-    """bench/baseline_app.py or bench/floor_app.py."""
-    port = BASELINE_PORT if name == "baseline" else FLOOR_PORT
+def _baseline_starter(args: argparse.Namespace, dsn: str) -> Any:
+    """bench/baseline_app.py."""
+    port = args.baseline_port
 
     def start() -> harness.Server:
         return harness.start_server(
-            name,
+            "baseline",
             [
                 sys.executable,
-                str(harness.REPO / "bench" / f"{name}_app.py"),
+                str(harness.REPO / "bench" / "baseline_app.py"),
                 "--dsn",
                 dsn,
                 "--port",
@@ -342,7 +365,7 @@ def _bench_app_starter(args: argparse.Namespace, dsn: str, name: str) -> Any:
             env=harness.frontdoor_env(dsn),
             cwd=harness.REPO,
             cpus=args.server_cpus,
-            log_path=harness.OUT / f"server_{name}.log",
+            log_path=harness.OUT / "server_baseline.log",
             ready_path="/openapi.json",
         )
 
@@ -350,25 +373,12 @@ def _bench_app_starter(args: argparse.Namespace, dsn: str, name: str) -> Any:
 
 
 def _frontdoor_starter(args: argparse.Namespace, dsn: str, tree: Path) -> Any:
-    # `frontdoor serve`, run as `python -m app.cli serve` so a patched copy can be served.
     def start() -> harness.Server:
-        return harness.start_server(
-            "frontdoor",
-            [
-                sys.executable,
-                "-m",
-                "app.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(FRONTDOOR_PORT),
-                "--workers",
-                str(args.workers),
-            ],
-            f"http://127.0.0.1:{FRONTDOOR_PORT}",
-            env=harness.frontdoor_env(dsn, tree),
-            cwd=tree,
+        return harness.start_frontdoor(
+            dsn,
+            args.frontdoor_port,
+            app_dir=tree,
+            workers=args.workers,
             cpus=args.server_cpus,
             log_path=harness.OUT / f"server_{tree.name}.log",
         )

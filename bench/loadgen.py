@@ -1,4 +1,5 @@
-"""A small HTTP/1.1 load generator: open loop at a fixed arrival rate, or closed loop.
+"""A small HTTP/1.1 load generator: open loop at a fixed arrival rate, or closed loop; and the
+bench's one raw keep-alive client, worker loops and percentiles.
 
 wrk measures the maximum (closed loop); latency *at a given load* needs an open loop, where
 requests are sent on a fixed schedule whether or not earlier ones have finished, and latency is
@@ -12,7 +13,8 @@ connections, light enough to share a core with the database.
         --paths-file bench/out/search_paths.txt --token-file bench/out/token
 
 Prints one JSON object: requests, errors (non-2xx, by status, and connection failures), achieved
-rate, and latency percentiles in milliseconds.
+rate, and latency percentiles in milliseconds. Imported, ``worker_loop`` runs N workers (back
+to back, or paced by a think time) over any awaitable, HTTP through ``Pool.exchange`` or SQL.
 """
 
 from __future__ import annotations
@@ -27,16 +29,19 @@ import argparse
 import asyncio
 import json
 import math
+import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 T = TypeVar("T")
+# What worker_loop awaits: send(worker, index) -> did it succeed (by the caller's own check)?
+Send = Callable[[int, int], Awaitable[bool]]
 MAX_CONNECTIONS = 512
 # uvicorn closes a keep-alive connection idle for 5 s; one idle longer than this is not reused
 # (a request written to a connection the server just closed would fail, never reaching it).
@@ -50,13 +55,15 @@ class Outcome:
     latencies: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
+    # Requests that passed the caller's own check (worker_loop: no HTTP status to count).
+    passed: int = 0
     elapsed: float = 0.0
     scheduled_rate: float | None = None
     connections_opened: int = 0
 
     def summary(self) -> dict[str, Any]:
-        ok = sum(n for code, n in self.statuses.items() if 200 <= code < 300)
-        total = sum(self.statuses.values()) + sum(self.failures.values())
+        ok = self.passed + sum(n for code, n in self.statuses.items() if 200 <= code < 300)
+        total = self.passed + sum(self.statuses.values()) + sum(self.failures.values())
         return {
             "requests": total,
             "ok": ok,
@@ -104,11 +111,6 @@ class Connection:
         reader, writer = await asyncio.open_connection(host, port)
         return cls(reader, writer)
 
-    async def send(self, request: bytes) -> tuple[int, bool]:
-        """Send one request; (status, keep-alive?)."""
-        status, keep_alive, _body = await self.exchange(request)
-        return status, keep_alive
-
     async def exchange(self, request: bytes) -> tuple[int, bool, bytes]:
         """Send one request; (status, keep-alive?, body)."""
         self.writer.write(request)
@@ -134,8 +136,9 @@ class Connection:
 class Pool:
     """Idle connections for reuse; opens more on demand up to ``limit``."""
 
-    def __init__(self, host: str, port: int, limit: int, outcome: Outcome) -> None:
-        self.host, self.port, self.limit, self.outcome = host, port, limit, outcome
+    def __init__(self, host: str, port: int, limit: int, outcome: Outcome | None = None) -> None:
+        self.host, self.port, self.limit = host, port, limit
+        self.outcome = outcome or Outcome()  # counts the connections opened
         self.idle: list[Connection] = []
         self.open_count = 0
         self.freed = asyncio.Condition()
@@ -167,27 +170,40 @@ class Pool:
         async with self.freed:
             self.freed.notify()
 
+    async def exchange(self, request: bytes) -> tuple[int, bytes]:
+        """Send one request on a pooled connection; (status, body)."""
+        conn: Connection | None = await self.acquire()
+        assert conn is not None
+        try:
+            status, keep_alive, body = await conn.exchange(request)
+        except BaseException:
+            conn.close()
+            conn = None
+            raise
+        finally:
+            if conn is not None and not keep_alive:
+                conn.close()
+                conn = None
+            await self.release(conn)
+        return status, body
+
     def close(self) -> None:
         for conn in self.idle:
             conn.close()
 
 
+# What a failed request raises: a refused or reset connection, a truncated or malformed answer.
+REQUEST_FAILURES = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError)
+
+
 async def _one(pool: Pool, request: bytes, due: float, outcome: Outcome) -> None:
-    conn: Connection | None = None
     try:
-        conn = await pool.acquire()
-        status, keep_alive = await conn.send(request)
-        outcome.latencies.append(time.perf_counter() - due)
-        outcome.statuses[status] += 1
-        if not keep_alive:
-            conn.close()
-            conn = None
-    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+        status, _body = await pool.exchange(request)
+    except REQUEST_FAILURES as exc:
         outcome.failures[type(exc).__name__] += 1
-        if conn is not None:
-            conn.close()
-            conn = None
-    await pool.release(conn)
+        return
+    outcome.latencies.append(time.perf_counter() - due)
+    outcome.statuses[status] += 1
 
 
 async def open_loop(
@@ -245,6 +261,45 @@ async def closed_loop(
     await asyncio.gather(*(client() for _ in range(concurrency)))
     outcome.elapsed = time.perf_counter() - start
     pool.close()
+    return outcome
+
+
+async def worker_loop(
+    workers: int,
+    per_worker: int,
+    send: Send,
+    *,
+    think_ms: float | None = None,
+    seed: int = 2026,
+) -> Outcome:
+    """``workers`` workers, each awaiting ``send(worker, index)`` ``per_worker`` times: back to
+    back, or with ``think_ms`` pausing an exponential think time of that mean between requests
+    (people below saturation, starting spread over one think time). ``send`` returns whether
+    the request succeeded by its own check; latency is timed around it."""
+    outcome = Outcome()
+    rng = random.Random(seed)
+
+    async def worker(index: int) -> None:
+        if think_ms is not None:
+            await asyncio.sleep(rng.random() * think_ms / 1000)
+        for request_index in range(per_worker):
+            started = time.perf_counter()
+            try:
+                ok = await send(index, request_index)
+            except REQUEST_FAILURES as exc:
+                outcome.failures[type(exc).__name__] += 1
+            else:
+                outcome.latencies.append(time.perf_counter() - started)
+                if ok:
+                    outcome.passed += 1
+                else:
+                    outcome.failures["failed check"] += 1
+            if think_ms is not None:
+                await asyncio.sleep(rng.expovariate(1000 / think_ms))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(workers)))
+    outcome.elapsed = time.perf_counter() - started
     return outcome
 
 

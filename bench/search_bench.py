@@ -2,6 +2,7 @@
 
     python bench/generate_data.py --db frontdoor_bench --people 1000000   # once
     python bench/search_bench.py --db frontdoor_bench --requests 2000 --concurrency 1 4
+    python bench/search_bench.py --smoke --dsn "$PG_URL"   # loads 300 people itself, seconds
 
 1. Samples people from the database (seeded ``TABLESAMPLE``) and writes request paths:
    ``?nhs_number=``; ``?family_name=&date_of_birth=``; ``?family_name=&date_of_birth=&postcode=``;
@@ -12,7 +13,7 @@
 4. Runs one search of each kind in-process with SQL capture, and saves
    ``EXPLAIN (ANALYZE, BUFFERS)`` of every SELECT it issued to bench/out/explain_<kind>.txt.
 
-Results: bench/out/search_<label>.json and a summary on stdout.
+Results: bench/out/search_<label>.json and a summary on stdout. Exits 1 if any search failed.
 """
 
 from __future__ import annotations
@@ -35,19 +36,22 @@ from urllib.parse import urlencode
 import asyncpg
 
 from bench import harness
-from bench.generate_data import database_dsn, migrate
+from bench.generate_data import load_dataset
 
 SEARCH_PORT = 8103
 KINDS = ("nhs_number", "name_dob", "name_dob_postcode", "close_name_dob")
+SMOKE_PEOPLE = 300
 
 
-async def sample_people(dsn: str, count: int, seed: int) -> list[dict[str, Any]]:
+async def sample_people(
+    dsn: str, count: int, seed: int, percent: float = 2
+) -> list[dict[str, Any]]:
     """``count`` people with an NHS number, names, date of birth and postcode (seeded)."""
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(
             "SELECT nhs_number, given_name, family_name, date_of_birth, postcode "
-            f"FROM persons TABLESAMPLE SYSTEM (2) REPEATABLE ({int(seed)}) "
+            f"FROM persons TABLESAMPLE SYSTEM ({float(percent)}) REPEATABLE ({int(seed)}) "
             "WHERE nhs_number IS NOT NULL AND postcode IS NOT NULL LIMIT $1",
             count,
         )
@@ -136,11 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--dsn",
-        default="postgresql://postgres@127.0.0.1:5432/postgres",
-        help="admin DSN; the database name is replaced by --db",
-    )
+    harness.add_dsn_argument(parser)
     parser.add_argument("--db", default="frontdoor_bench")
     parser.add_argument("--requests", type=int, default=2000, help="per kind and concurrency")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
@@ -164,14 +164,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="server worker processes")
     parser.add_argument("--max-load", type=float, default=1.0)
     parser.add_argument("--max-wait", type=int, default=900)
+    harness.add_smoke_argument(parser)
     args = parser.parse_args(argv)
     harness.stop_cleanly_on_signals()
     # Migrations and the in-process EXPLAIN step import ``app`` from the tree under test.
     sys.path.insert(0, str(args.app_dir.resolve()))
+    sample_percent = 2.0
+    if args.smoke:  # its own 300 people; every kind at c1 and c2; referrals posted meanwhile
+        vars(args).update(
+            db=harness.smoke_database("search"),
+            requests=20,
+            concurrency=[1, 2],
+            sample=20,
+            server_cpus=None,
+            client_cpus=None,
+            label="smoke",
+            intake_rps=5.0,
+            max_wait=0,
+        )
+        sample_percent = 100.0
+        print(f"loading {SMOKE_PEOPLE} people into {args.db} ...", flush=True)
+        load_dataset(args.dsn, args.db, SMOKE_PEOPLE, chunk_size=SMOKE_PEOPLE)
+    with harness.database_dropped_afterwards(args.dsn, args.db, enabled=args.smoke):
+        return run(args, sample_percent)
 
-    dsn = database_dsn(args.dsn, args.db)
-    migrate(dsn)  # bring the loaded database up to the code's head (e.g. new indexes)
-    people = asyncio.run(sample_people(dsn, args.sample, args.seed))
+
+def run(args: argparse.Namespace, sample_percent: float) -> int:
+    dsn = harness.database_dsn(args.dsn, args.db)
+    harness.migrate(dsn)  # bring the loaded database up to the code's head (e.g. new indexes)
+    people = asyncio.run(sample_people(dsn, args.sample, args.seed, sample_percent))
     if not people:
         print(f"no people in {args.db}: run bench/generate_data.py first", file=sys.stderr)
         return 1
@@ -191,23 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     quiet = harness.wait_for_quiet(args.max_load, args.max_wait)
     print(f"{len(people)} people sampled; load {quiet['load_average']}", flush=True)
 
-    server = harness.start_server(
-        "frontdoor",
-        [
-            sys.executable,
-            "-m",
-            "app.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(SEARCH_PORT),
-            "--workers",
-            str(args.workers),
-        ],
-        f"http://127.0.0.1:{SEARCH_PORT}",
-        env=env,
-        cwd=args.app_dir,
+    server = harness.start_frontdoor(
+        dsn,
+        harness.free_port() if args.smoke else SEARCH_PORT,
+        app_dir=args.app_dir,
+        workers=args.workers,
         cpus=args.server_cpus,
         log_path=harness.OUT / "search_server.log",
     )
@@ -226,8 +235,9 @@ def main(argv: list[str] | None = None) -> int:
                 "--paths-file",
                 str(path_file),
             ]
+            warm_up = str(min(200, args.requests))
             harness.run_loadgen(
-                [*common, "--concurrency", "2", "--requests", "200"], cpus=args.client_cpus
+                [*common, "--concurrency", "2", "--requests", warm_up], cpus=args.client_cpus
             )
             for concurrency in args.concurrency:
                 outcome = harness.run_loadgen(
@@ -258,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         "label": args.label,
         "database": args.db,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": harness.machine(),
+        "machine": harness.machine(dsn),
         "quiet": quiet,
         "args": {k: str(v) for k, v in vars(args).items()},
         "results": results,
@@ -266,15 +276,20 @@ def main(argv: list[str] | None = None) -> int:
     out = harness.OUT / f"search_{args.label}.json"
     out.write_text(json.dumps(report, indent=2, default=_json_default))
     print(f"wrote {out}")
-    return 0
+    failed = {key: r["errors"] for key, r in results.items() if r["errors"]}
+    if failed:
+        print(f"FAILED requests: {failed}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _start_intake(args: argparse.Namespace, env: dict[str, str], url: str) -> Any:
     """Referring systems posting referrals at ``--intake-rps`` (open loop) in the background."""
     import subprocess
 
-    from bench.intake_bench import BODIES_FILE
+    from bench.intake_bench import BODIES_FILE, write_bodies
 
+    if not BODIES_FILE.exists():
+        write_bodies(BODIES_FILE, 2_000, seed=11)
     api_key = harness.frontdoor_cli(
         ["client", "create", "--name", "Bench bulk GP system", "--ods", "D82001"],
         env,

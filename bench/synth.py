@@ -124,6 +124,9 @@ ORGANISATIONS = {
     "school": [("City Academy", "SCH1041"), ("Broadland High School", "SCH2210")],
     "social_care": [("Children's Services East", "CSE001")],
 }
+# The referring system the intake bench's API key is issued to: a system may send only its own
+# organisation's ODS code, so the intake bodies' system referrals all come from it.
+INTAKE_SYSTEM = ORGANISATIONS["gp"][0]
 DROP_IN_SITES = (
     "cb-norwich",
     "cb-north-walsham",
@@ -331,7 +334,8 @@ def intake_bodies(count: int, *, seed: int, on: date) -> list[dict[str, Any]]:
     Mostly new people (unique NHS numbers from the top of the 999 range, or none for some calls
     and walk-ins); about 8% are a further referral for someone earlier in the list (same NHS
     number and details) and 2% the same person without an NHS number (matched on name, date of
-    birth and postcode), so person matching and case joining are exercised.
+    birth and postcode), so person matching and case joining are exercised. System referrals
+    come from one GP practice's system (``INTAKE_SYSTEM``, the bench's API key).
     """
     rng = random.Random(seed)
     numbers = nhs_numbers(INTAKE_NHS_STEMS)
@@ -350,5 +354,9 @@ def intake_bodies(count: int, *, seed: int, on: date) -> list[dict[str, Any]]:
             if who["postcode"] is None:
                 who["postcode"] = postcode(rng)
             people.append(who)
-        bodies.append(referral_body(rng, who, channel, on))
+        body = referral_body(rng, who, channel, on)
+        if channel == "system":
+            organisation, ods_code = INTAKE_SYSTEM
+            body["referrer"].update(type="gp", organisation=organisation, ods_code=ods_code)
+        bodies.append(body)
     return bodies
