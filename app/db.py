@@ -34,8 +34,8 @@ _log = structlog.get_logger(__name__)
 def json_serializer(value: Any) -> str:
     """JSON columns (raw payloads, decisions, timelines, audit details) via orjson.
 
-    Several documents are written per referral; the standard library's encoder was a measurable
-    share of intake CPU (bench/RESULTS.md, issue 7). Non-string keys are allowed, as json.dumps
+    Several documents are written per referral, so the encoder is on intake's hot path (orjson
+    over the standard library's: bench/RESULTS.md). Non-string keys are allowed, as json.dumps
     allows them.
     """
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()

@@ -42,8 +42,8 @@ def _drop_identifying_keys(_logger: Any, _method: str, event: dict[str, Any]) ->
 
 
 def _orjson_dumps(event: dict[str, Any], default: Any = None) -> str:
-    """structlog's JSONRenderer serializer: orjson is several times faster than json.dumps, and
-    two lines are logged per request (bench/RESULTS.md, issue 7)."""
+    """structlog's JSONRenderer serializer: orjson, as two lines are logged per request (the
+    difference it makes is in bench/RESULTS.md)."""
     return orjson.dumps(event, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
 
 

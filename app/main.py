@@ -43,11 +43,11 @@ log = structlog.get_logger(__name__)
 def freeze_startup_heap() -> None:
     """Collect once, then exempt everything start-up built from the cyclic garbage collector.
 
-    The modules, mappers, routes, schemas and the ruleset are ~140,000 tracked objects that live
-    as long as the process. A full collection walked them all: ~90 ms on a 2-vCPU VM, every few
-    hundred requests, which set the claim's p99 (bench/RESULTS.md, issue 4). Frozen, a full
-    collection walks only what requests made. Freed by reference counting as before; only a
-    frozen object in a reference cycle would never be freed, and these live for the process.
+    The modules, mappers, routes, schemas and the ruleset live as long as the process, yet every
+    full collection would walk them all, a pause that shows in the slowest requests (measured in
+    bench/RESULTS.md). Frozen, a full collection walks only what requests made. Objects are
+    freed by reference counting as before; only a frozen object in a reference cycle would never
+    be freed, and these live for the process anyway.
     """
     gc.collect()
     gc.freeze()
