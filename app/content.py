@@ -81,7 +81,8 @@ def next_steps(
     if route is RouteKind.SIGNPOST:
         return (
             "Thank you. From what you have told us, another service is better placed to help "
-            "you. We will send you details of who to contact. If you need help urgently, call "
+            "you. The services listed here can help: please contact one of them yourself. If you "
+            "need help urgently, call "
             f"NHS 111 (mental health option). {quote}"
         )
     if code is UrgencyCode.D:

@@ -176,8 +176,15 @@ async def test_self_referral_answers_reference_and_next_steps(client, session):
     response = await client.post("/v1/self-referrals", json=self_referral_body(age=17))
     assert response.status_code == 201, response.text
     body = response.json()
-    assert set(body) == {"reference", "received_at", "next_steps", "contact_route", "crisis"}
-    assert body["crisis"] is None
+    assert set(body) == {
+        "reference",
+        "received_at",
+        "next_steps",
+        "contact_route",
+        "crisis",
+        "signposting",
+    }
+    assert body["crisis"] is None and body["signposting"] is None
     assert body["reference"] in body["next_steps"]
     referral = await session.scalar(select(Referral))
     assert referral is not None and referral.channel == "web"

@@ -37,6 +37,7 @@ async def test_no_login_is_needed(client):
         "next_steps",
         "contact_route",
         "crisis",
+        "signposting",
     }
 
 

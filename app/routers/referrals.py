@@ -79,6 +79,7 @@ async def create_referral(
             now=clock.now(),
             idempotency_key=idempotency_key,
             idempotency_ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
+            signposting=request.app.state.signposting,
         )
     except IdempotencyKeyReused as exc:
         # The key came in the Idempotency-Key header: the client fixes it there.

@@ -42,7 +42,13 @@ async def create_self_referral(
         raise Unprocessable("Leave this field empty.", field="website")
     raw: dict[str, Any] = await request.json()
     result = await submit_referral(
-        session, body=body, raw_payload=raw, actor=PUBLIC, ruleset=ruleset, now=clock.now()
+        session,
+        body=body,
+        raw_payload=raw,
+        actor=PUBLIC,
+        ruleset=ruleset,
+        now=clock.now(),
+        signposting=request.app.state.signposting,
     )
     decision = result.decision
     code = UrgencyCode(decision.urgency_code)
@@ -64,4 +70,5 @@ async def create_self_referral(
             if code in URGENT_CODES or not contact_route
             else None
         ),
+        signposting=result.referral.signposting,
     )

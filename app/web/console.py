@@ -470,6 +470,7 @@ async def record_referral(
             ruleset=ruleset,
             now=clock.now(),
             idempotency_key=f"console:{submission_id}" if _is_uuid(submission_id) else None,
+            signposting=request.app.state.signposting,
         )
     except IdempotencyKeyReused:
         # Nothing half-written is committed with the error page.

@@ -26,6 +26,7 @@ from app.ratelimit import limit_self_referrals
 from app.schemas.referral import SelfReferralCreate
 from app.security import PUBLIC
 from app.services.intake import IntakeResult, facts_from, submit_referral
+from app.signposting import SignpostingDirectory, service_public
 from app.triage import Ruleset, evaluate
 from app.triage.decision import RouteKind, UrgencyCode
 from app.triage.urgency import NO_CONTACT_ROUTE
@@ -152,11 +153,15 @@ async def refer_submit(
     key = f"web-form:{submission_id}" if is_uuid(submission_id) else None
     try:
         try:
-            result = await _submit(session, parsed, body, incomplete, ruleset, clock.now(), key)
+            result = await _submit(
+                request, session, parsed, body, incomplete, ruleset, clock.now(), key
+            )
         except IdempotencyKeyReused:
             # The same form sent again with changed answers (back button): a new referral.
             await session.rollback()
-            result = await _submit(session, parsed, body, incomplete, ruleset, clock.now(), None)
+            result = await _submit(
+                request, session, parsed, body, incomplete, ruleset, clock.now(), None
+            )
     except Unprocessable as exc:
         # Nothing half-written is committed with the error page.
         await session.rollback()
@@ -181,6 +186,7 @@ async def refer_submit(
             now=clock.now(),
             missing=missing,
             contact_route=NO_CONTACT_ROUTE not in flags,
+            signposting=[service["id"] for service in result.referral.signposting or []],
         ),
         **cookie_options(settings, path="/refer"),
     )
@@ -198,6 +204,7 @@ def urgent_partial(
 
 
 async def _submit(
+    request: Request,
     session: AsyncSession,
     parsed: ParsedForm[SelfReferralCreate],
     body: SelfReferralCreate,
@@ -215,6 +222,7 @@ async def _submit(
         now=now,
         idempotency_key=key,
         incomplete_fields=incomplete,
+        signposting=request.app.state.signposting,
     )
 
 
@@ -238,6 +246,15 @@ async def refer_confirmation(request: Request, settings: SettingsDep, clock: Clo
     urgent = code in URGENT_CODES
     missing = payload.get("missing") or []
     contact_route = payload.get("contact_route", True) is not False
+    # The services the referral was pointed to, by id (the cookie is too small for the stored
+    # snapshot; the page lives minutes, within one directory version).
+    directory: SignpostingDirectory = request.app.state.signposting
+    signposted_ids = payload.get("signposting") or []
+    signposting = [
+        service_public(directory, directory.service_by_id[service_id])
+        for service_id in signposted_ids
+        if isinstance(service_id, str) and service_id in directory.service_by_id
+    ]
     return render(
         request,
         "refer/confirmation.html",
@@ -250,6 +267,7 @@ async def refer_confirmation(request: Request, settings: SettingsDep, clock: Clo
             "next_steps": next_steps(code, route, reference, contact_route=contact_route),
             "signposted": route is RouteKind.SIGNPOST,
             "contact_route": contact_route,
+            "signposting": signposting,
             # What was not answered or could not be used, as the form's questions (no values).
             "missing": [MISSING_LABELS[key] for key in missing if key in MISSING_LABELS],
         },

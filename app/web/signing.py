@@ -130,11 +130,13 @@ def confirmation_cookie(
     now: datetime,
     missing: Sequence[str] = (),
     contact_route: bool = True,
+    signposting: Sequence[str] = (),
 ) -> str:
     """What the confirmation page shows, signed, so the reference never appears in a URL.
 
     ``missing`` names the form's questions left unanswered or not valid (never their values);
-    ``contact_route`` is False when the referral gave no way to contact anyone.
+    ``contact_route`` is False when the referral gave no way to contact anyone;
+    ``signposting`` the ids of the services the referral was pointed to.
     """
     return sign(
         settings,
@@ -146,5 +148,6 @@ def confirmation_cookie(
             "at": int(now.timestamp()),
             "missing": list(missing),
             "contact_route": contact_route,
+            "signposting": list(signposting),
         },
     )
