@@ -22,6 +22,7 @@ from app.routers import (
     audit,
     cases,
     directory,
+    fhir,
     health,
     me,
     oruk,
@@ -103,6 +104,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.include_router(module.router)
     for module in (signposting, oruk):
         app.include_router(module.router)
+    # FHIR R4 for referring clinical systems; its errors are OperationOutcomes.
+    app.include_router(fhir.router)
     # The public self-referral form, the call-handler console and their static files.
     install_web(app)
     if settings.cors_allow_origins:

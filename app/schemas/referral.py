@@ -291,6 +291,16 @@ class PersonLinkRead(BaseModel):
     decided_at: datetime | None = None
 
 
+class ReferralCodesRead(BaseModel):
+    """The MHSDS codes the referral records (docs/domain/fhir-and-codes.md)."""
+
+    source_of_referral: str = Field(description="SOURCE OF REFERRAL FOR MENTAL HEALTH, e.g. A1")
+    clinical_response_priority_type: Literal["1", "2", "3", "4"] = Field(
+        description="CLINICAL RESPONSE PRIORITY TYPE: 1 emergency, 2 urgent, 3 routine, "
+        "4 very urgent"
+    )
+
+
 class ReferralRead(BaseModel):
     id: uuid.UUID
     reference: str
@@ -317,6 +327,11 @@ class ReferralRead(BaseModel):
         default=None,
         description="ineligible and advice-only (G) referrals: the services the person was "
         "pointed to at intake, local first and national last",
+    )
+    codes: ReferralCodesRead | None = Field(
+        default=None,
+        description="MHSDS source of referral and clinical response priority type, recorded "
+        "at intake (null only for referrals received before codes were recorded)",
     )
 
 

@@ -26,7 +26,7 @@ from datetime import timedelta
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
@@ -42,6 +42,7 @@ from app.triage.directory import (
 from app.triage.directory import LocalityConfig as LocalityConfig  # the ruleset's public API
 from app.triage.directory import QueueConfig as QueueConfig
 from app.triage.directory import StrictConfig as _Config
+from app.triage.facts import Channel, ReferrerType
 
 DEFAULT_RULESET_PATH = Path(__file__).parent.parent / "rulesets" / "default.yaml"
 
@@ -150,6 +151,58 @@ class RoutingConfig(_Config):
     """``Route.queue_name`` for a signposted referral (it has no queue)."""
 
 
+# MHSDS codes (NHS Data Dictionary): SOURCE OF REFERRAL FOR MENTAL HEALTH is a letter and a
+# digit (A1, B1, ...); CLINICAL RESPONSE PRIORITY TYPE is 1 emergency, 2 urgent/serious,
+# 3 routine, 4 very urgent. docs/domain/fhir-and-codes.md records the versions followed.
+SourceOfReferralCode = Annotated[str, Field(pattern=r"^[A-Z][0-9]$")]
+ClinicalResponsePriorityType = Literal["1", "2", "3", "4"]
+ReferrerOdsCode = Annotated[str, Field(pattern=r"^[A-Z0-9]{3,10}$")]
+
+
+class SameProviderConfig(_Config):
+    """Referrers inside the provider that runs this service (an internal referral)."""
+
+    ods_codes: tuple[ReferrerOdsCode, ...] = ()
+    """The provider's own ODS codes: a referrer sending with one of these is internal."""
+    by_referrer_type: dict[ReferrerType, SourceOfReferralCode] = Field(default_factory=dict)
+
+
+class SourceOfReferralConfig(_Config):
+    """How a referral's MHSDS source of referral is chosen: the channel first (a drop-in is a
+    drop-in whoever came), then an internal referrer, then the referrer's type."""
+
+    by_channel: dict[Channel, SourceOfReferralCode] = Field(default_factory=dict)
+    same_provider: SameProviderConfig = Field(default_factory=SameProviderConfig)
+    by_referrer_type: dict[ReferrerType, SourceOfReferralCode]
+
+
+class CodesConfig(_Config):
+    """The MHSDS codes each referral records (docs/domain/fhir-and-codes.md)."""
+
+    source_of_referral: SourceOfReferralConfig
+    clinical_response_priority_type: dict[UrgencyCode, ClinicalResponsePriorityType]
+
+    def source_of_referral_for(
+        self, *, channel: str, referrer_type: str, referrer_ods_code: str | None
+    ) -> str:
+        """SOURCE OF REFERRAL FOR MENTAL HEALTH for a referral's channel and referrer."""
+        config = self.source_of_referral
+        by_channel = config.by_channel.get(Channel(channel))
+        if by_channel is not None:
+            return by_channel
+        referrer = ReferrerType(referrer_type)
+        internal = config.same_provider
+        if referrer_ods_code is not None and referrer_ods_code in internal.ods_codes:
+            same_provider = internal.by_referrer_type.get(referrer)
+            if same_provider is not None:
+                return same_provider
+        return config.by_referrer_type[referrer]
+
+    def clinical_response_priority_type_for(self, urgency_code: str) -> str:
+        """CLINICAL RESPONSE PRIORITY TYPE for a UK Mental Health Triage Scale code."""
+        return self.clinical_response_priority_type[UrgencyCode(urgency_code)]
+
+
 @dataclass(frozen=True, slots=True)
 class UrgencyStep:
     """One urgency code in evaluation order, with everything precomputed for the engine."""
@@ -207,6 +260,7 @@ class Ruleset(_Config):
     routing: RoutingConfig
     queues: list[QueueConfig] = Field(min_length=1)
     localities: list[LocalityConfig] = Field(min_length=1)
+    codes: CodesConfig
 
     @model_validator(mode="after")
     def _check_and_compile(self) -> Self:
@@ -216,6 +270,7 @@ class Ruleset(_Config):
             *_code_map_problems("thrive_grouping", self.thrive_grouping),
             *directory_problems(self.queues, self.localities),
             *_routing_problems(self.routing, {q.id: q for q in self.queues}),
+            *_codes_problems(self.codes),
         ]
         if problems:
             raise ValueError("; ".join(problems))
@@ -314,6 +369,21 @@ def _code_map_problems(path: str, mapping: Mapping[UrgencyCode, Any]) -> list[st
         f"{path}.{code}: missing; every urgency code A-G must be configured"
         for code in ALL_URGENCY_CODES
         if code not in mapping
+    ]
+
+
+def _codes_problems(config: CodesConfig) -> list[str]:
+    by_referrer = config.source_of_referral.by_referrer_type
+    return [
+        *_code_map_problems(
+            "codes.clinical_response_priority_type", config.clinical_response_priority_type
+        ),
+        *(
+            f"codes.source_of_referral.by_referrer_type.{referrer}: missing; every referrer "
+            "type must have a source of referral"
+            for referrer in ReferrerType
+            if referrer not in by_referrer
+        ),
     ]
 
 
