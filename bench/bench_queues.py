@@ -1,6 +1,7 @@
 """Benchmark: queue worklists and claiming on PostgreSQL with 1,000,000 cases (50,000 open).
 
     python bench/bench_queues.py --dsn postgresql://postgres@127.0.0.1:5432/postgres
+    python bench/bench_queues.py --smoke --dsn "$PG_URL"     # 4,000 cases, seconds
 
 1. Creates the database ``frontdoor_bench_queues`` on that server (``--reuse`` keeps a loaded
    one), migrates it with the application's migrations and syncs the default directory.
@@ -10,17 +11,18 @@
 3. Saves ``EXPLAIN (ANALYZE, BUFFERS)`` of the worklist first page, a deep keyset page and the
    claim query (the exact SQL the service builds) to ``bench/out/queues_explain.txt`` and checks
    that they walk the partial indexes.
-4. Serves the API with ``frontdoor serve`` (uvicorn, a real process on a loopback port) and
-   drives it over raw keep-alive connections (bench/loadgen.py's client, on uvloop; bounded
-   request counts): a same-run baseline
-   (``GET /healthz``), the worklist first page, and claims with 20 concurrent workers, with the
-   server's CPU per claim. ``--server-workers 1 2`` repeats the claims with 2 uvicorn workers;
-   ``--before-app-root PATH`` first serves the same measurements from another checkout (the
-   code before a change) against the same database: a before/after in one run.
+4. Serves the API with ``frontdoor serve`` (bench/harness.py: a real process on a loopback
+   port) and drives it over raw keep-alive connections (bench/loadgen.py's client and worker
+   loops, on uvloop; bounded request counts): a same-run baseline (``GET /healthz``), the
+   worklist first page, and claims with 20 concurrent workers, with the server's CPU per claim.
+   ``--server-workers 1 2`` repeats the claims with 2 uvicorn workers; ``--before-app-root
+   PATH`` first serves the same measurements from another checkout (the code before a change)
+   against the same database: a before/after in one run.
 5. The database alone: a bare ``SELECT 1`` round trip, and the claim transaction's own SQL on
    20 asyncpg connections. Prints the figures and writes ``bench/out/queues_results.json``.
 
 ``--reuse`` keeps a loaded database: it is migrated to head and earlier claims are undone.
+Exits 1 if any request failed (or, at full size, a plan does not use its index).
 
 Targets (issue 4): worklist first page p99 ≤ 20 ms; claim p99 ≤ 30 ms with 20 concurrent workers.
 """
@@ -36,15 +38,11 @@ sys.path.insert(0, str(REPO))  # runnable from a checkout without installing the
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import os  # noqa: E402
-import platform  # noqa: E402
 import random  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-from collections.abc import Awaitable, Callable, Sequence  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from datetime import UTC, date, datetime, timedelta  # noqa: E402
@@ -52,18 +50,34 @@ from typing import Any  # noqa: E402
 from urllib.parse import urlsplit  # noqa: E402
 
 import asyncpg  # noqa: E402
-import httpx  # noqa: E402
-from sqlalchemy import make_url  # noqa: E402
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg  # noqa: E402
 
 from app.config import Settings  # noqa: E402
+from app.db import create_engine  # noqa: E402
 from app.security import Role, issue_staff_token  # noqa: E402
-from bench import loadgen  # noqa: E402
+from app.services.claims import CLAIM_STATEMENT, CLAIM_STATEMENT_POSTGRESQL  # noqa: E402
+from app.services.queues import (  # noqa: E402
+    Cursor,
+    queue_overview_statement,
+    worklist_statement,
+)
+from bench import harness, loadgen  # noqa: E402
 
-OUT = REPO / "bench" / "out"
+OUT = harness.OUT
 DEFAULT_DB = "frontdoor_bench_queues"
-BENCH_JWT_SECRET = "bench-queues-only-secret-not-for-production-0123456789"
 CHUNK_ROWS = 50_000
 SEED = 2026
+PAGE_SIZE = 50
+# --smoke: every step on 4,000 cases (2,000 open), 4 workers, a few dozen requests.
+SMOKE = {
+    "cases": 4_000,
+    "open_cases": 2_000,
+    "chunk_rows": 1_000,
+    "concurrency": 4,
+    "requests": 40,
+    "claims": 20,
+    "think_ms": 20.0,
+}
 
 # Open cases per queue, relative: the city sites and the duty line are busiest.
 QUEUE_WEIGHTS = {
@@ -330,19 +344,10 @@ def generate_chunk(
     return chunk
 
 
-def admin_dsn(dsn: str) -> str:
-    return make_url(dsn).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def bench_dsn(dsn: str, database: str) -> str:
-    url = make_url(dsn).set(drivername="postgresql", database=database)
-    return url.render_as_string(hide_password=False)
-
-
-async def database_ready(dsn: str, database: str, cases: int) -> bool:
+async def database_ready(dsn: str, cases: int) -> bool:
     """The bench database exists, is migrated and holds the expected number of cases."""
     try:
-        conn = await asyncpg.connect(bench_dsn(dsn, database))
+        conn = await asyncpg.connect(dsn)
     except asyncpg.InvalidCatalogNameError:
         return False
     try:
@@ -354,45 +359,8 @@ async def database_ready(dsn: str, database: str, cases: int) -> bool:
     return bool(found == cases)
 
 
-async def create_database(dsn: str, database: str) -> None:
-    conn = await asyncpg.connect(admin_dsn(dsn))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await conn.close()
-
-
-def migrate(dsn: str, database: str) -> None:
-    from app.migrate import upgrade
-
-    upgrade(Settings(database_url=bench_dsn(dsn, database)))
-
-
-async def sync_queues(dsn: str, database: str) -> str:
-    """The default directory's queues and ruleset record, as the app writes them at start-up."""
-    from app.db import create_engine, create_session_factory
-    from app.services.directory import sync_directory
-    from app.triage import load_ruleset
-
-    ruleset = load_ruleset(None)
-    engine = create_engine(Settings(database_url=bench_dsn(dsn, database)))
-    try:
-        async with create_session_factory(engine)() as session:
-            await sync_directory(session, ruleset, datetime.now(UTC))
-            await session.commit()
-    finally:
-        await engine.dispose()
-    return ruleset.version
-
-
 def load_chunk(
-    database_dsn: str,
-    start: int,
-    count: int,
-    open_every: int,
-    now: datetime,
-    ruleset_version: str,
+    dsn: str, start: int, count: int, open_every: int, now: datetime, ruleset_version: str
 ) -> int:
     """Build and COPY one chunk, in one transaction (runs in a worker process)."""
 
@@ -400,7 +368,7 @@ def load_chunk(
         chunk = generate_chunk(
             start, count, open_every=open_every, now=now, ruleset_version=ruleset_version
         )
-        conn = await asyncpg.connect(database_dsn)
+        conn = await asyncpg.connect(dsn)
         try:
             # Rows are consistent by construction: skip per-row foreign-key triggers.
             await conn.execute("SET session_replication_role = replica")
@@ -420,35 +388,26 @@ def load_chunk(
     return asyncio.run(run())
 
 
-async def load(
-    dsn: str, database: str, *, cases: int, open_cases: int, loader_processes: int = 2
-) -> dict[str, float]:
+async def load(args: argparse.Namespace, dsn: str) -> dict[str, float]:
     """Create, migrate and fill the bench database; returns timings in seconds."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    await create_database(dsn, database)
-    await asyncio.to_thread(migrate, dsn, database)
-    ruleset_version = await sync_queues(dsn, database)
+    await harness.create_database(args.dsn, args.db)
+    ruleset_version = await asyncio.to_thread(harness.migrate, dsn)
     timings["create_and_migrate_s"] = time.perf_counter() - started
 
     now = datetime.now(UTC).replace(microsecond=0)
-    open_every = cases // open_cases
+    open_every = args.cases // args.open_cases
     copy_started = time.perf_counter()
     # Each worker process builds a chunk's rows and COPYs them on its own connection, so
     # Python's row building and PostgreSQL's COPY overlap across the cores.
+    size = args.chunk_rows
     jobs = [
-        (
-            bench_dsn(dsn, database),
-            start,
-            min(CHUNK_ROWS, cases - start),
-            open_every,
-            now,
-            ruleset_version,
-        )
-        for start in range(0, cases, CHUNK_ROWS)
+        (dsn, start, min(size, args.cases - start), open_every, now, ruleset_version)
+        for start in range(0, args.cases, size)
     ]
     loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(max_workers=loader_processes) as pool:
+    with ProcessPoolExecutor(max_workers=args.loader_processes) as pool:
         done = 0
         for finished in asyncio.as_completed(
             [loop.run_in_executor(pool, load_chunk, *job) for job in jobs]
@@ -456,18 +415,37 @@ async def load(
             done += await finished
             rate = done / (time.perf_counter() - copy_started)
             print(f"  loaded {done:,} cases ({rate:,.0f} cases/s)", file=sys.stderr)
-    conn = await asyncpg.connect(bench_dsn(dsn, database))
+    conn = await asyncpg.connect(dsn)
     try:
         timings["copy_s"] = time.perf_counter() - copy_started
         vacuum_started = time.perf_counter()
         await conn.execute("VACUUM ANALYZE")
         timings["vacuum_analyze_s"] = time.perf_counter() - vacuum_started
         opened = await conn.fetchval("SELECT count(*) FROM cases WHERE status <> 'closed'")
-        assert opened == open_cases, opened
+        if opened != args.open_cases:
+            raise RuntimeError(f"{opened} open cases loaded, not {args.open_cases}")
     finally:
         await conn.close()
     timings["total_s"] = time.perf_counter() - started
     return timings
+
+
+async def reset_claims(dsn: str) -> None:
+    """Return cases claimed by earlier bench runs to waiting (events stay: append-only).
+
+    Each case's event counter is set from its timeline again: a checkout from before the
+    counter (``--before-app-root``) appends events without bumping it.
+    """
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "UPDATE cases SET status = 'waiting', key_worker_id = NULL, allocated_at = NULL, "
+            "last_event_seq = (SELECT max(seq) FROM case_events WHERE case_id = cases.id) "
+            "WHERE key_worker_id LIKE 'bench-worker-%' OR key_worker_id LIKE 'bench-sql-%'"
+        )
+        await conn.execute("VACUUM ANALYZE cases")
+    finally:
+        await conn.close()
 
 
 # EXPLAIN -----------------------------------------------------------------------------------------
@@ -475,17 +453,9 @@ async def load(
 BUSIEST_QUEUE = "cb-norwich"
 
 
-async def explain_plans(dsn: str, database: str) -> tuple[str, dict[str, bool]]:
+async def explain_plans(dsn: str) -> tuple[str, dict[str, bool]]:
     """EXPLAIN (ANALYZE, BUFFERS) of the service's own statements, rolled back afterwards."""
-    from app.db import create_engine
-    from app.services.queues import (
-        CLAIM_STATEMENT_POSTGRESQL,
-        Cursor,
-        queue_overview_statement,
-        worklist_statement,
-    )
-
-    engine = create_engine(Settings(database_url=bench_dsn(dsn, database)))
+    engine = create_engine(Settings(database_url=dsn))
     now = datetime.now(UTC)
     sections: list[str] = []
     checks: dict[str, bool] = {}
@@ -562,145 +532,28 @@ async def explain_plans(dsn: str, database: str) -> tuple[str, dict[str, bool]]:
 # HTTP --------------------------------------------------------------------------------------------
 
 
-def percentile(sorted_values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile of already sorted values."""
-    rank = max(1, math.ceil(fraction * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-def summary(latencies_s: list[float], errors: int, elapsed_s: float) -> dict[str, float]:
-    values = sorted(x * 1000 for x in latencies_s)
-    return {
-        "requests": len(values),
-        "errors": errors,
-        "throughput_per_s": round(len(values) / elapsed_s, 1),
-        "p50_ms": round(percentile(values, 0.50), 2),
-        "p90_ms": round(percentile(values, 0.90), 2),
-        "p99_ms": round(percentile(values, 0.99), 2),
-        "max_ms": round(values[-1], 2),
-    }
-
-
-async def closed_loop(
-    concurrency: int,
-    requests_per_worker: int,
-    send: Callable[[int, int], Awaitable[bool]],
-) -> dict[str, float]:
-    """``concurrency`` workers, each sending ``requests_per_worker`` requests back to back."""
-    latencies: list[float] = []
-    errors = 0
-
-    async def worker(worker_index: int) -> None:
-        nonlocal errors
-        for request_index in range(requests_per_worker):
-            started = time.perf_counter()
-            ok = await send(worker_index, request_index)
-            latencies.append(time.perf_counter() - started)
-            errors += 0 if ok else 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    return summary(latencies, errors, time.perf_counter() - started)
-
-
-async def paced_loop(
+async def measure(
+    results: dict[str, Any],
+    key: str,
     workers: int,
-    requests_per_worker: int,
-    think_ms: float,
-    send: Callable[[int, int], Awaitable[bool]],
-) -> dict[str, float]:
-    """``workers`` people, each sending a request, then pausing (exponential think time with
-    mean ``think_ms``) before the next: concurrent users below saturation, not a flood."""
-    latencies: list[float] = []
-    errors = 0
-    rng = random.Random(SEED)
-
-    async def worker(worker_index: int) -> None:
-        nonlocal errors
-        # Start spread out over one think time, as people do.
-        await asyncio.sleep(rng.random() * think_ms / 1000)
-        for request_index in range(requests_per_worker):
-            started = time.perf_counter()
-            ok = await send(worker_index, request_index)
-            latencies.append(time.perf_counter() - started)
-            errors += 0 if ok else 1
-            await asyncio.sleep(rng.expovariate(1000 / think_ms))
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(i) for i in range(workers)))
-    return summary(latencies, errors, time.perf_counter() - started)
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    url: str
-
-
-def start_server(
-    dsn: str, database: str, port: int, workers: int, log_path: Path, app_root: Path = REPO
-) -> Server:
-    """``frontdoor serve`` from ``app_root`` against the bench database, in its own process
-    group."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "DATABASE_URL": bench_dsn(dsn, database),
-            "FRONTDOOR_JWT_SECRET": BENCH_JWT_SECRET,
-            "FRONTDOOR_ENVIRONMENT": "production",
-            "FRONTDOOR_LOG_LEVEL": "INFO",
-            "PYTHONPATH": str(app_root),
-        }
+    per_worker: int,
+    send: loadgen.Send,
+    think_ms: float | None = None,
+) -> dict[str, Any]:
+    """One measurement (bench/loadgen.py's worker loop) into ``results[key]``; printed too."""
+    outcome = await loadgen.worker_loop(workers, per_worker, send, think_ms=think_ms, seed=SEED)
+    figures = results[key] = outcome.summary()
+    latency = figures["latency_ms"]
+    print(
+        f"  {key:40s} p50 {latency.get('p50', 0):7.2f} ms  p99 {latency.get('p99', 0):7.2f} ms  "
+        f"{figures['achieved_rps']:7.1f}/s  errors {figures['errors']}",
+        file=sys.stderr,
     )
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "app.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        cwd=app_root,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    return Server(process=process, url=f"http://127.0.0.1:{port}")
-
-
-def stop_server(server: Server) -> None:
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGTERM)
-        try:
-            server.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait()
-
-
-async def wait_ready(client: httpx.AsyncClient, server: Server, path: str = "/readyz") -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError("the server exited; see its log in bench/out/")
-        try:
-            if (await client.get(path)).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.2)
-    raise RuntimeError("the server did not become ready within 60 s")
+    return figures
 
 
 def staff_token(subject: str, role: Role) -> str:
-    settings = Settings(jwt_secret=BENCH_JWT_SECRET)
+    settings = Settings(jwt_secret=harness.BENCH_JWT_SECRET)
     return issue_staff_token(
         settings,
         subject=subject,
@@ -711,160 +564,135 @@ def staff_token(subject: str, role: Role) -> str:
     )
 
 
-def server_cpu_seconds(server: Server) -> float:
-    """User + system CPU of the server's processes (its session: uvicorn and any workers)."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # the process ended while we looked
-        # After the command name: state, ppid, pgrp, session (index 3), …, utime (11), stime (12).
-        if int(fields[3]) == server.process.pid:
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-class RawClient:
-    """One keep-alive connection per worker over bench/loadgen.py's raw HTTP/1.1 client.
-
-    httpx costs the client about 2.5 ms of CPU a request on this VM; at 20 concurrent workers
-    its own event loop then saturates (``GET /healthz`` p99 over 400 ms while the server spent
-    0.8 ms on each), so the figures measured the client. This one is a write and two reads.
-    """
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.netloc = parts.netloc
-        self.connections: dict[int, loadgen.Connection] = {}
-
-    def request(self, method: str, path: str, headers: dict[str, str] | None = None) -> bytes:
-        return loadgen.http_request(method, self.netloc, path, headers or {})
-
-    async def send(self, worker: int, request: bytes) -> tuple[int, bytes]:
-        """(status, body) on the worker's own connection, reconnecting if the server closed it."""
-        conn = self.connections.get(worker)
-        if conn is not None and time.monotonic() - conn.last_used >= loadgen.MAX_IDLE_SECONDS:
-            conn.close()  # the server may close it as we write (uvicorn's keep-alive timeout)
-            conn = None
-        if conn is None:
-            conn = self.connections[worker] = await loadgen.Connection.open(self.host, self.port)
-        status, keep_alive, body = await conn.exchange(request)
-        if not keep_alive:
-            conn.close()
-            del self.connections[worker]
-        return status, body
-
-    def close(self) -> None:
-        for conn in self.connections.values():
-            conn.close()
+def full_page(status: int, body: bytes) -> bool:
+    """A worklist first page: 50 cases, or every open case of a queue with fewer."""
+    if status != 200:
+        return False
+    page = json.loads(body)
+    return bool(page["items"]) and (len(page["items"]) == PAGE_SIZE or not page["next_cursor"])
 
 
 async def run_http(
-    args: argparse.Namespace, *, app_root: Path, server_workers: int, claims_only: bool
+    args: argparse.Namespace,
+    dsn: str,
+    *,
+    app_root: Path,
+    server_workers: int,
+    claims_only: bool,
 ) -> dict[str, Any]:
     """Baselines, worklist first page and claims through the real HTTP path, served from
     ``app_root`` with ``server_workers`` uvicorn workers."""
-    log_path = OUT / f"queues_server_{server_workers}w.log"
-    server = start_server(args.dsn, args.db, args.port, server_workers, log_path, app_root)
+    server = harness.start_frontdoor(
+        dsn,
+        args.port,
+        app_dir=app_root,
+        workers=server_workers,
+        log_path=OUT / f"queues_server_{server_workers}w.log",
+        # Another checkout may predate the current migration head: wait for liveness only
+        # (every measured request's status is still checked).
+        ready_path="/readyz" if app_root == REPO else "/healthz",
+    )
     results: dict[str, Any] = {}
-    raw = RawClient(server.url)
+    parts = urlsplit(server.url)
+    pool = loadgen.Pool(parts.hostname or "127.0.0.1", parts.port or 80, args.concurrency)
+
+    def request(path: str, token: str | None = None, method: str = "GET") -> bytes:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return loadgen.http_request(method, parts.netloc, path, headers)
+
     try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-            # Another checkout may predate the current migration head: wait for liveness only
-            # (every measured request's status is still checked).
-            await wait_ready(client, server, "/readyz" if app_root == REPO else "/healthz")
-        reader = {"Authorization": f"Bearer {staff_token('bench-reader', Role.PRACTITIONER)}"}
+        reader = staff_token("bench-reader", Role.PRACTITIONER)
         claim_requests = [
-            raw.request(
-                "POST",
+            request(
                 f"/v1/queues/{BUSIEST_QUEUE}/claim",
-                {"Authorization": f"Bearer {staff_token(f'bench-worker-{n}', Role.PRACTITIONER)}"},
+                staff_token(f"bench-worker-{n}", Role.PRACTITIONER),
+                "POST",
             )
             for n in range(args.concurrency)
         ]
-        healthz_request = raw.request("GET", "/healthz")
-        page_requests = [raw.request("GET", f"/v1/queues/{q}/cases", reader) for q in QUEUE_WEIGHTS]
-        busiest_request = raw.request("GET", f"/v1/queues/{BUSIEST_QUEUE}/cases", reader)
-        overview_request = raw.request("GET", "/v1/queues", reader)
+        healthz_request = request("/healthz")
+        page_requests = [request(f"/v1/queues/{q}/cases", reader) for q in QUEUE_WEIGHTS]
+        busiest_request = request(f"/v1/queues/{BUSIEST_QUEUE}/cases", reader)
+        overview_request = request("/v1/queues", reader)
 
-        async def healthz(worker: int, _index: int) -> bool:
-            return (await raw.send(worker, healthz_request))[0] == 200
+        async def healthz(_worker: int, _index: int) -> bool:
+            return (await pool.exchange(healthz_request))[0] == 200
 
         async def first_page(worker: int, index: int) -> bool:
-            request = page_requests[(worker + index) % len(page_requests)]
-            status, body = await raw.send(worker, request)
-            return status == 200 and len(json.loads(body)["items"]) == 50
+            return full_page(
+                *await pool.exchange(page_requests[(worker + index) % len(QUEUE_WEIGHTS)])
+            )
 
-        async def busiest_first_page(worker: int, _index: int) -> bool:
-            return (await raw.send(worker, busiest_request))[0] == 200
+        async def busiest_first_page(_worker: int, _index: int) -> bool:
+            return full_page(*await pool.exchange(busiest_request))
 
-        async def overview(worker: int, _index: int) -> bool:
-            return (await raw.send(worker, overview_request))[0] == 200
+        async def overview(_worker: int, _index: int) -> bool:
+            return (await pool.exchange(overview_request))[0] == 200
 
         async def claim(worker: int, _index: int) -> bool:
-            return (await raw.send(worker, claim_requests[worker]))[0] == 200
+            return (await pool.exchange(claim_requests[worker]))[0] == 200
 
         # Warm up connections, the pool, the plan cache and the OS caches (every worker
         # process: 20 concurrent requests spread over them).
-        await closed_loop(args.concurrency, 20, first_page)
-        await closed_loop(args.concurrency, 20, healthz)
-        await closed_loop(args.concurrency, 2, claim)
+        warm: dict[str, Any] = {}
+        await measure(warm, "warm-up: worklist first page", args.concurrency, 20, first_page)
+        await measure(warm, "warm-up: healthz", args.concurrency, 20, healthz)
+        await measure(warm, "warm-up: claim", args.concurrency, 2, claim)
+        results["warm_up_errors"] = sum(figures["errors"] for figures in warm.values())
 
         n, c, think = args.requests, args.concurrency, args.think_ms
-        results["baseline_healthz_c1"] = await closed_loop(1, n // 4, healthz)
-        results[f"baseline_healthz_{c}_workers_paced"] = await paced_loop(c, n // c, think, healthz)
-        results[f"baseline_healthz_c{c}"] = await closed_loop(c, n // c, healthz)
+        await measure(results, "baseline_healthz_c1", 1, n // 4, healthz)
+        await measure(results, f"baseline_healthz_{c}_workers_paced", c, n // c, healthz, think)
+        await measure(results, f"baseline_healthz_c{c}", c, n // c, healthz)
         if not claims_only:
-            results["worklist_first_page_c1"] = await closed_loop(1, n // 4, first_page)
-            results["worklist_first_page_busiest_c1"] = await closed_loop(
-                1, n // 4, busiest_first_page
+            await measure(results, "worklist_first_page_c1", 1, n // 4, first_page)
+            await measure(results, "worklist_first_page_busiest_c1", 1, n // 4, busiest_first_page)
+            await measure(
+                results, f"worklist_first_page_{c}_workers_paced", c, n // c, first_page, think
             )
-            results[f"worklist_first_page_{c}_workers_paced"] = await paced_loop(
-                c, n // c, think, first_page
-            )
-            results[f"worklist_first_page_c{c}"] = await closed_loop(c, n // c, first_page)
-            results["queue_overview_c1"] = await closed_loop(1, n // 10, overview)
-        cpu_before = server_cpu_seconds(server)
-        results["claim_c1"] = await closed_loop(1, args.claims // 10, claim)
-        results["claim_c1"]["server_cpu_ms_per_request"] = round(
-            (server_cpu_seconds(server) - cpu_before) * 1000 / (args.claims // 10), 2
+            await measure(results, f"worklist_first_page_c{c}", c, n // c, first_page)
+            await measure(results, "queue_overview_c1", 1, n // 10, overview)
+        cpu_before = server.cpu_seconds()
+        claim_c1 = await measure(results, "claim_c1", 1, args.claims // 10, claim)
+        claim_c1["server_cpu_ms_per_request"] = round(
+            (server.cpu_seconds() - cpu_before) * 1000 / (args.claims // 10), 2
         )
-        results[f"claim_{c}_workers_paced"] = await paced_loop(
-            c, args.claims // 2 // c, think, claim
-        )
-        results[f"claim_c{c}"] = await closed_loop(c, args.claims // c, claim)
+        await measure(results, f"claim_{c}_workers_paced", c, args.claims // 2 // c, claim, think)
+        await measure(results, f"claim_c{c}", c, args.claims // c, claim)
     finally:
-        raw.close()
-        stop_server(server)
+        pool.close()
+        harness.stop_server(server)
     return results
 
 
-async def run_database_baselines(args: argparse.Namespace) -> dict[str, Any]:
+# The database alone ------------------------------------------------------------------------------
+
+
+async def run_database_baselines(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
     """What the database alone does: a bare round trip, and the claim transaction's SQL."""
     c = args.concurrency
-    return {
-        "select_1_c1": await select_one(args, 1),
-        f"select_1_c{c}": await select_one(args, c),
-        f"claim_sql_only_{c}_workers_paced": await sql_claims(args, c, paced=True),
-        f"claim_sql_only_c{c}": await sql_claims(args, c),
-    }
+    results: dict[str, Any] = {}
+    await select_one(args, dsn, results, 1)
+    await select_one(args, dsn, results, c)
+    await sql_claims(args, dsn, results, c, paced=True)
+    await sql_claims(args, dsn, results, c)
+    return results
 
 
-async def select_one(args: argparse.Namespace, concurrency: int) -> dict[str, float]:
+async def select_one(
+    args: argparse.Namespace, dsn: str, results: dict[str, Any], concurrency: int
+) -> None:
     """The floor: a bare ``SELECT 1`` round trip on a pool of asyncpg connections."""
-    pool = await asyncpg.create_pool(
-        bench_dsn(args.dsn, args.db), min_size=concurrency, max_size=concurrency
-    )
+    pool = await asyncpg.create_pool(dsn, min_size=concurrency, max_size=concurrency)
     assert pool is not None
 
     async def one(_worker: int, _index: int) -> bool:
         return bool(await pool.fetchval("SELECT 1") == 1)
 
     try:
-        await closed_loop(concurrency, 50, one)
-        return await closed_loop(concurrency, args.requests // concurrency, one)
+        await loadgen.worker_loop(concurrency, 50, one)
+        per_worker = args.requests // concurrency
+        await measure(results, f"select_1_c{concurrency}", concurrency, per_worker, one)
     finally:
         await pool.close()
 
@@ -873,22 +701,21 @@ SQL_CLAIM_QUEUE = "oss-norwich"
 
 
 async def sql_claims(
-    args: argparse.Namespace, concurrency: int, *, paced: bool = False
-) -> dict[str, float]:
-    """The claim transaction alone, as the service issues it (the service's own claim SELECT,
-    then the case UPDATE, the timeline INSERT, the audit INSERT and COMMIT), on ``concurrency``
-    connections at once: what SKIP LOCKED contention costs in the database, without Python
-    web-stack CPU in the way."""
-    from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-
-    from app.services.queues import CLAIM_STATEMENT
-
+    args: argparse.Namespace,
+    dsn: str,
+    results: dict[str, Any],
+    concurrency: int,
+    *,
+    paced: bool = False,
+) -> None:
+    """The claim transaction alone, as the service issued it before it became one statement
+    (its claim SELECT, then the case UPDATE, the timeline INSERT, the audit INSERT and COMMIT),
+    on ``concurrency`` connections at once: what SKIP LOCKED contention costs in the database,
+    without Python web-stack CPU in the way."""
     compiled = CLAIM_STATEMENT.compile(dialect=PGDialect_asyncpg())  # type: ignore[no-untyped-call]
     params = compiled.construct_params({"queue_id": SQL_CLAIM_QUEUE})
     claim_args = tuple(params[name] for name in compiled.positiontup or ())
-    pool = await asyncpg.create_pool(
-        bench_dsn(args.dsn, args.db), min_size=concurrency, max_size=concurrency
-    )
+    pool = await asyncpg.create_pool(dsn, min_size=concurrency, max_size=concurrency)
     assert pool is not None
 
     async def claim(worker: int, _index: int) -> bool:
@@ -929,56 +756,35 @@ async def sql_claims(
             )
         return True
 
+    c = concurrency
     try:
         if paced:
-            return await paced_loop(
-                concurrency, args.claims // 2 // concurrency, args.think_ms, claim
+            await measure(
+                results,
+                f"claim_sql_only_{c}_workers_paced",
+                c,
+                args.claims // 2 // c,
+                claim,
+                args.think_ms,
             )
-        return await closed_loop(concurrency, args.claims // concurrency, claim)
+        else:
+            await measure(results, f"claim_sql_only_c{c}", c, args.claims // c, claim)
     finally:
         await pool.close()
 
 
-# Reporting ---------------------------------------------------------------------------------------
-
-
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    with Path("/proc/cpuinfo").open() as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory_kb = 0
-    with Path("/proc/meminfo").open() as meminfo:
-        for line in meminfo:
-            if line.startswith("MemTotal"):
-                memory_kb = int(line.split()[1])
-    return {
-        "cpu": cpu,
-        "nproc": str(os.cpu_count()),
-        "ram_gib": f"{memory_kb / 1024 / 1024:.1f}",
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-    }
-
-
-async def postgres_version(dsn: str) -> str:
-    conn = await asyncpg.connect(admin_dsn(dsn))
-    try:
-        return str(await conn.fetchval("SHOW server_version"))
-    finally:
-        await conn.close()
+# Command line ------------------------------------------------------------------------------------
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    harness.add_dsn_argument(parser)
     parser.add_argument("--db", default=DEFAULT_DB, help="the bench database (recreated)")
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--open", dest="open_cases", type=int, default=50_000)
     parser.add_argument("--reuse", action="store_true", help="keep an already loaded database")
     parser.add_argument("--loader-processes", type=int, default=2)
+    parser.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS, help="cases per COPY chunk")
     parser.add_argument("--port", type=int, default=8131)
     parser.add_argument(
         "--server-workers",
@@ -1004,37 +810,80 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--think-ms", type=float, default=200, help="mean pause between a paced worker's requests"
     )
-    return parser.parse_args(argv)
+    harness.add_smoke_argument(parser)
+    args = parser.parse_args(argv)
+    if args.cases % args.open_cases:
+        parser.error("--cases must be a multiple of --open (every n-th case is open)")
+    if args.smoke:
+        vars(args).update(SMOKE, db=harness.smoke_database("queues"), port=harness.free_port())
+        args.reuse = False
+    return args
+
+
+def failures(report: dict[str, Any]) -> list[str]:
+    """Every measurement with a failed request (and, at full size, every plan off its index:
+    a few thousand rows are read faster without one, so a smoke run's plans prove nothing)."""
+    found = [
+        f"{run}: {key}: {figures['errors']} failed"
+        for run, measurements in [*report["http"].items(), ("database", report["database"])]
+        for key, figures in measurements.items()
+        if isinstance(figures, dict) and figures["errors"]
+    ]
+    found += [
+        f"{run}: {count} warm-up requests failed"
+        for run, measurements in report["http"].items()
+        if (count := measurements.get("warm_up_errors"))
+    ]
+    if not report["smoke"]:
+        found += [
+            f"EXPLAIN: {title} does not use its index without a sort"
+            for title, ok in report["explain_uses_index_without_sort"].items()
+            if not ok
+        ]
+    return found
 
 
 async def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    harness.stop_cleanly_on_signals()
     OUT.mkdir(parents=True, exist_ok=True)
+    dsn = harness.database_dsn(args.dsn, args.db)
+    try:
+        report = await measure_all(args, dsn)
+    finally:
+        if args.smoke:
+            await harness.drop_database(args.dsn, args.db)
+    (OUT / ("queues_smoke.json" if args.smoke else "queues_results.json")).write_text(
+        json.dumps(report, indent=2, default=str)
+    )
+    if not args.smoke:
+        print(json.dumps(report, indent=2, default=str))
+    problems = failures(report)
+    for problem in problems:
+        print(f"FAILED {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+async def measure_all(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
     report: dict[str, Any] = {
         "date": datetime.now(UTC).date().isoformat(),
-        "machine": machine(),
-        "postgres": await postgres_version(args.dsn),
+        "machine": harness.machine(harness.database_dsn(args.dsn, "postgres")),
         "command": "python bench/bench_queues.py " + " ".join(sys.argv[1:]),
+        "smoke": args.smoke,
         "cases": args.cases,
         "open_cases": args.open_cases,
     }
-    if args.reuse and await database_ready(args.dsn, args.db, args.cases):
+    if args.reuse and await database_ready(dsn, args.cases):
         print(f"reusing {args.db}", file=sys.stderr)
         # A database loaded before the latest migrations: bring it to head first.
-        await asyncio.to_thread(migrate, args.dsn, args.db)
+        await asyncio.to_thread(harness.migrate, dsn)
         # Claims from earlier runs used up waiting cases: put them back.
-        await reset_claims(args.dsn, args.db)
+        await reset_claims(dsn)
     else:
         print(f"loading {args.cases:,} cases into {args.db}", file=sys.stderr)
-        report["load"] = await load(
-            args.dsn,
-            args.db,
-            cases=args.cases,
-            open_cases=args.open_cases,
-            loader_processes=args.loader_processes,
-        )
+        report["load"] = await load(args, dsn)
         print(f"  {report['load']}", file=sys.stderr)
-    plans, checks = await explain_plans(args.dsn, args.db)
+    plans, checks = await explain_plans(dsn)
     (OUT / "queues_explain.txt").write_text(plans)
     report["explain_uses_index_without_sort"] = checks
     print(f"EXPLAIN: {checks} (plans in bench/out/queues_explain.txt)", file=sys.stderr)
@@ -1053,32 +902,13 @@ async def main(argv: Sequence[str] | None = None) -> int:
     for label, app_root, workers, claims_only in runs:
         print(f"HTTP: {label}", file=sys.stderr)
         report["http"][label] = await run_http(
-            args, app_root=app_root, server_workers=workers, claims_only=claims_only
+            args, dsn, app_root=app_root, server_workers=workers, claims_only=claims_only
         )
-        await reset_claims(args.dsn, args.db)
-    report["database"] = await run_database_baselines(args)
+        await reset_claims(dsn)
+    print("the database alone", file=sys.stderr)
+    report["database"] = await run_database_baselines(args, dsn)
     report["loadavg_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    (OUT / "queues_results.json").write_text(json.dumps(report, indent=2, default=str))
-    print(json.dumps(report, indent=2, default=str))
-    return 0
-
-
-async def reset_claims(dsn: str, database: str) -> None:
-    """Return cases claimed by earlier bench runs to waiting (events stay: append-only).
-
-    Each case's event counter is set from its timeline again: a checkout from before the
-    counter (``--before-app-root``) appends events without bumping it.
-    """
-    conn = await asyncpg.connect(bench_dsn(dsn, database))
-    try:
-        await conn.execute(
-            "UPDATE cases SET status = 'waiting', key_worker_id = NULL, allocated_at = NULL, "
-            "last_event_seq = (SELECT max(seq) FROM case_events WHERE case_id = cases.id) "
-            "WHERE key_worker_id LIKE 'bench-worker-%' OR key_worker_id LIKE 'bench-sql-%'"
-        )
-        await conn.execute("VACUUM ANALYZE cases")
-    finally:
-        await conn.close()
+    return report
 
 
 if __name__ == "__main__":
