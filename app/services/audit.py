@@ -110,7 +110,23 @@ def record(
 
     ``details`` must hold ids and codes only: never patient identifiers or free text.
     """
-    event = AuditEvent(
+    event = _event(actor, action, resource_type, resource_id, now, person_id, outcome, details)
+    session.add(event)
+    return event
+
+
+def _event(
+    actor: Actor,
+    action: str,
+    resource_type: str,
+    resource_id: uuid.UUID | str | None,
+    now: datetime,
+    person_id: uuid.UUID | None,
+    outcome: str,
+    details: dict[str, Any] | None,
+) -> AuditEvent:
+    """One audit row: who (with the request's id), did what to which record, and how it went."""
+    return AuditEvent(
         occurred_at=now,
         request_id=structlog.contextvars.get_contextvars().get("request_id"),
         actor_kind=actor.kind,
@@ -124,8 +140,6 @@ def record(
         outcome=outcome,
         details=clean_details(details or {}),
     )
-    session.add(event)
-    return event
 
 
 # Where a request's refused accesses wait (``session.info``) until its session ends.
@@ -152,20 +166,7 @@ async def record_refusal(
     the handler, and the refusal is still on the audit trail. (Kept ``async`` so callers need no
     change.)
     """
-    event = AuditEvent(
-        occurred_at=now,
-        request_id=structlog.contextvars.get_contextvars().get("request_id"),
-        actor_kind=actor.kind,
-        actor_id=actor.id,
-        actor_role=actor.role,
-        actor_organisation=actor.ods_code,
-        action=action,
-        resource_type=resource_type,
-        resource_id=str(resource_id) if resource_id is not None else None,
-        person_id=person_id,
-        outcome=DENIED,
-        details=clean_details(details or {}),
-    )
+    event = _event(actor, action, resource_type, resource_id, now, person_id, DENIED, details)
     session.info.setdefault(REFUSALS_KEY, []).append(event)
 
 
