@@ -1,11 +1,13 @@
 """Build API response bodies from stored records and service results: one place for each
-resource's presentation (referrals, persons), shared by every router that returns it."""
+resource's presentation (referrals, persons, the service directory), shared by every router
+that returns it."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from app.models import Case, Referral, TriageDecision
+from app.schemas.directory import LocalityRead, QueueSummary, RulesetRead, ServicesRead
 from app.schemas.person import PersonRead, PersonReferralSummary, PersonSearchRead
 from app.schemas.referral import (
     DecisionRead,
@@ -15,6 +17,7 @@ from app.schemas.referral import (
     ReferralRead,
 )
 from app.services.person_search import PersonFound, ReferralSummary
+from app.triage import Ruleset
 
 # What a referring system reads for a rule decided with details another organisation gave.
 ON_RECORD_REASON = "Decided using details already held on the young person's record."
@@ -157,3 +160,32 @@ def person_search_read(found: list[PersonFound]) -> PersonSearchRead:
             for f in found
         ]
     )
+
+
+def services_read(ruleset: Ruleset) -> ServicesRead:
+    """The service directory of the ruleset in force: localities with their sites, and queues."""
+    queues = {
+        q.id: QueueSummary(
+            id=q.id, name=q.name, kind=q.kind, locality_id=q.locality_id, open_24_7=q.open_24_7
+        )
+        for q in ruleset.queues
+    }
+    return ServicesRead(
+        ruleset_version=ruleset.version,
+        localities=[
+            LocalityRead(
+                id=loc.id,
+                name=loc.name,
+                postcode_districts=list(loc.postcode_districts),
+                community_base=queues[loc.community_base_queue_id],
+                one_stop_shop=queues[loc.one_stop_shop_queue_id],
+            )
+            for loc in ruleset.localities
+        ],
+        queues=list(queues.values()),
+    )
+
+
+def ruleset_read(ruleset: Ruleset) -> RulesetRead:
+    """The ruleset in force: its version and the content it was loaded from."""
+    return RulesetRead(version=ruleset.version, label=ruleset.label, content=ruleset.content)
