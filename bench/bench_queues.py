@@ -61,7 +61,7 @@ from app.services.queues import (  # noqa: E402
     queue_overview_statement,
     worklist_statement,
 )
-from bench import harness, loadgen  # noqa: E402
+from bench import generate_data, harness, loadgen  # noqa: E402
 
 OUT = harness.OUT
 DEFAULT_DB = "frontdoor_bench_queues"
@@ -186,20 +186,7 @@ REFERRAL_COLUMNS = (
     "normalised",
     "created_at",
 )
-DECISION_COLUMNS = (
-    "id",
-    "referral_id",
-    "ruleset_version",
-    "input_snapshot",
-    "output",
-    "eligibility_outcome",
-    "urgency_code",
-    "thrive_grouping",
-    "route_kind",
-    "queue_id",
-    "respond_by_at",
-    "decided_at",
-)
+DECISION_COLUMNS = generate_data.COLUMNS["triage_decisions"]  # the same decision columns
 EVENT_COLUMNS = (
     "id",
     "case_id",

@@ -113,26 +113,22 @@ def measure_app(
         # it stops and reaches the server, so the next phase skips that many bodies and uses its
         # own Idempotency-Key prefix (no phase replays another's request).
         in_flight = args.connections
-        warm = harness.run_wrk(
-            server.url,
-            LUA_SCRIPT,
-            [str(args.bodies_file), token, api_key, f"{run_id}-{name}-warm", str(offset)],
-            connections=args.connections,
-            duration_s=args.warmup,
-            cpus=args.client_cpus,
-        )
-        offset += warm["requests"] + in_flight
+
+        def wrk(phase: str, seconds: int) -> dict[str, Any]:
+            return harness.run_wrk(
+                server.url,
+                LUA_SCRIPT,
+                [str(args.bodies_file), token, api_key, f"{run_id}-{name}-{phase}", str(offset)],
+                connections=args.connections,
+                duration_s=seconds,
+                cpus=args.client_cpus,
+            )
+
+        offset += wrk("warm", args.warmup)["requests"] + in_flight
         cpu_before = server.cpu_seconds()
         pg_before = harness.postgres_cpu()
         spy = _start_py_spy(server, args.duration, profile_path) if profile_path else None
-        peak = harness.run_wrk(
-            server.url,
-            LUA_SCRIPT,
-            [str(args.bodies_file), token, api_key, f"{run_id}-{name}-max", str(offset)],
-            connections=args.connections,
-            duration_s=args.duration,
-            cpus=args.client_cpus,
-        )
+        peak = wrk("max", args.duration)
         if spy is not None:
             spy.wait(timeout=args.duration + 60)
         cpu = server.cpu_seconds() - cpu_before
