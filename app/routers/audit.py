@@ -55,24 +55,17 @@ async def list_audit_events(
         raise Unprocessable(
             "before is not a cursor this service issued.", field="query:before"
         ) from exc
-    # One extra row tells whether there is another page.
-    rows = await audit.list_events(
-        session, person_id=person_id, actor_id=actor_id, before=cursor, limit=limit + 1
-    )
-    page, more = rows[:limit], len(rows) > limit
-    # Reading the trail is itself an access to the person's record: audited, after the query so
-    # the reply lists what was there before this read.
-    audit.record(
+    trail = await audit.read_trail(
         session,
         actor=actor,
-        action="read",
-        resource_type="audit",
-        resource_id=None,
         person_id=person_id,
+        actor_id=actor_id,
+        before=cursor,
+        limit=limit,
         now=clock.now(),
-        details={"actor_id_filter": actor_id, "events": len(page)},
     )
+    last = trail.events[-1] if trail.events else None
     return AuditPage(
-        events=[AuditEventRead.model_validate(e, from_attributes=True) for e in page],
-        next_cursor=encode_cursor(page[-1].occurred_at, page[-1].id) if more else None,
+        events=[AuditEventRead.model_validate(e, from_attributes=True) for e in trail.events],
+        next_cursor=encode_cursor(last.occurred_at, last.id) if trail.more and last else None,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast
 
@@ -200,6 +201,47 @@ async def list_events(
         )
     query = query.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc()).limit(limit)
     return list((await session.scalars(query)).all())
+
+
+@dataclass(frozen=True, slots=True)
+class TrailPage:
+    """One page of the audit trail, newest first, and whether an older page follows."""
+
+    events: list[AuditEvent]
+    more: bool
+
+
+async def read_trail(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    person_id: uuid.UUID | None,
+    actor_id: str | None,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+    now: datetime,
+) -> TrailPage:
+    """A page of the events about a person and/or by an actor, and the audit of this read.
+
+    Reading the trail is itself an access to the person's record, so it is audited too: after
+    the query, so the page lists what was there before this read.
+    """
+    # One extra row tells whether there is another page.
+    rows = await list_events(
+        session, person_id=person_id, actor_id=actor_id, before=before, limit=limit + 1
+    )
+    page = rows[:limit]
+    record(
+        session,
+        actor=actor,
+        action="read",
+        resource_type="audit",
+        resource_id=None,
+        person_id=person_id,
+        now=now,
+        details={"actor_id_filter": actor_id, "events": len(page)},
+    )
+    return TrailPage(events=page, more=len(rows) > limit)
 
 
 # Listings: one audit row per case a page showed ---------------------------------------------
