@@ -23,7 +23,7 @@ from tests.test_web_forms import csrf_from, phone_form, sign_in
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "app" / "web"
 # The page modules checked in the source (add each new one: the case pages' casework.py too).
-PAGE_MODULES = ("public.py", "console.py")
+PAGE_MODULES = ("public.py", "console.py", "casework.py")
 WRITTEN_TABLES = ("referrals", "persons", "cases", "triage_decisions", "case_events")
 DOMAIN_ERRORS = {
     name

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from app.web import console, public
+from app.web import casework, console, public
 from app.web.templating import STATIC_DIR
 
 # Static files carry a version in their URLs (templating.static_url), so browsers may keep them:
@@ -28,5 +28,6 @@ def install(app: FastAPI) -> None:
     """Add the web routes, their sign-in redirect and the static files to ``app``."""
     app.include_router(public.router)
     app.include_router(console.router)
+    app.include_router(casework.router)
     console.install_handlers(app)
     app.mount("/static", _CachedStaticFiles(directory=STATIC_DIR), name="static")

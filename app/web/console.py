@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
+from app.authz import can_see_queue
 from app.config import Settings
 from app.content import URGENT_CODES
 from app.deps import ClockDep, RulesetDep, SessionDep, SettingsDep, authenticate_staff
 from app.errors import Forbidden, IdempotencyKeyReused, Unauthenticated, Unprocessable
-from app.models import Person
+from app.models import Person, Referral, TriageDecision
 from app.models.base import is_uuid as _is_uuid  # the one shared helper
 from app.presenters import referral_status
 from app.schemas.referral import DecisionRead, PhoneReferralCreate
-from app.security import Actor
+from app.security import Actor, Role
 from app.services import audit
 from app.services.intake import check_site, facts_from, submit_referral
 from app.services.person_search import PersonQuery, find_people, open_cases_for
@@ -115,7 +116,36 @@ def _page(
     *,
     status_code: int = 200,
 ) -> Response:
-    return render(request, name, {"actor": actor, **(context or {})}, status_code=status_code)
+    return render(
+        request,
+        name,
+        {"actor": actor, "nav_items": nav_items(actor), **(context or {})},
+        status_code=status_code,
+    )
+
+
+# Every member of staff: find a person, record a referral, see the queues.
+NAV_ALL = (
+    ("search", "/console", "Find a person"),
+    ("new", "/console/referrals/new", "Record a phone referral"),
+    ("queues", "/console/queues", "Queues"),
+)
+# Roles that hold or support cases (practitioners, duty clinicians, team leads) also see their
+# own cases; team leads also the cases past or near respond-by across their queues.
+NAV_MY_CASES = ("my-cases", "/console/my-cases", "My cases")
+NAV_DUE = ("due", "/console/due", "Breaches and due soon")
+
+
+def nav_items(actor: Actor | None) -> tuple[tuple[str, str, str], ...]:
+    """The console's menu for the signed-in member of staff (call handlers: the first three)."""
+    if actor is None:
+        return ()
+    items: tuple[tuple[str, str, str], ...] = NAV_ALL
+    if actor.has_role(Role.PRACTITIONER, Role.DUTY_CLINICIAN, Role.TEAM_LEAD):
+        items += (NAV_MY_CASES,)
+    if actor.has_role(Role.TEAM_LEAD):
+        items += (NAV_DUE,)
+    return items
 
 
 def _forbidden_page(request: Request, actor: Actor | None = None) -> Response:
@@ -641,7 +671,17 @@ def _risk_answer(question: str, value: object) -> str:
     return RISK_ANSWER_WORDS.get(question, {}).get(str(value)) or humanise(str(value))
 
 
-def what_we_were_told(view: queries.ReferralView) -> dict[str, Any]:
+class ReferralAndDecision(Protocol):
+    """A referral with its decision (a referral page's view, or one referral of a case)."""
+
+    @property
+    def referral(self) -> Referral: ...
+
+    @property
+    def decision(self) -> TriageDecision: ...
+
+
+def what_we_were_told(view: ReferralAndDecision) -> dict[str, Any]:
     """Everything the referral said, from its normalised body, in the words staff read."""
     told: dict[str, Any] = view.referral.normalised or {}
     person = told.get("person") or {}
@@ -774,11 +814,18 @@ async def queues_page(
     """
     now = clock.now()
     overview = await queue_overview(session, now=now)
+    queues = queries.ordered_queues(overview)
     return _page(
         request,
         "console/queues.html",
         actor,
-        {"nav": "queues", "queues": queries.ordered_queues(overview), "now": now},
+        {
+            "nav": "queues",
+            "queues": queues,
+            "now": now,
+            # The queues whose worklists the caller may open (none for call handlers).
+            "workable": {q.id for q in queues if can_see_queue(actor, q.id, q.kind)},
+        },
     )
 
 
