@@ -18,6 +18,7 @@ from app.errors import install_error_handlers
 from app.logs import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.migrate import head_revision
+from app.responses import errors_for
 from app.routers import (
     audit,
     cases,
@@ -90,6 +91,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         lifespan=lifespan,
         docs_url=None if settings.is_production else "/docs",
         redoc_url=None,
+        # Any endpoint can meet a database outage: 503 with Retry-After (docs/hazard-log.md H8).
+        responses=errors_for(500, 503),
     )
     app.state.settings = settings
     app.state.ruleset = ruleset

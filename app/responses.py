@@ -37,7 +37,8 @@ _DESCRIPTIONS = {
     422: "Invalid input: the fields at fault are listed",
     428: "If-Match required",
     429: "Too many requests",
-    503: "Not ready",
+    500: "Unexpected error (nothing identifying is logged or shown)",
+    503: "Service unavailable (the database cannot be reached): retry after Retry-After",
 }
 
 # Errors are sent as application/problem+json (RFC 9457), and documented as such.
