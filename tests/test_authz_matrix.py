@@ -88,6 +88,7 @@ class World:
     case_id: str
     crisis_case_id: str
     supporter_id: str
+    now_iso: str = ""
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -180,6 +181,29 @@ ROUTES: dict[tuple[str, str], Access] = {
         {"kind": "worker", "worker_id": "user-new-supporter"}
     ),
     ("POST", "/v1/cases/{case_id}/supporters/{supporter_id}/remove"): _case_action({}),
+    # Working a case (docs/domain/after-the-door.md). The world's case is not awaiting review,
+    # so admitted reviewers meet a 409; a duty clinician cannot read a Community Base case.
+    ("GET", "/v1/cases/{case_id}/contacts"): Access(CASE_READERS, path=_case_path),
+    ("POST", "/v1/cases/{case_id}/contacts"): Access(
+        CASE_ACTORS | {"supporting_worker"},
+        action=True,
+        body=lambda caller, world: {
+            "occurred_at": world.now_iso,
+            "mechanism": "telephone",
+            "attendance": "did_not_attend",
+            "with": "young_person",
+        },
+        path=_case_path,
+        needs_if_match=True,
+    ),
+    ("POST", "/v1/cases/{case_id}/review"): _case_action(
+        {"outcome": "signpost", "reason": "x"}, QUEUE_MANAGERS
+    ),
+    ("POST", "/v1/cases/{case_id}/urgency"): _case_action({"code": "D", "reason": "x"}),
+    ("POST", "/v1/cases/{case_id}/transfer"): _case_action(
+        {"queue_id": OTHER_QUEUE, "reason": "x"}, QUEUE_MANAGERS
+    ),
+    ("GET", "/v1/me/cases"): Access(STAFF - {"call_handler"}),
 }
 
 
@@ -277,6 +301,7 @@ async def world(client, make_client, staff_headers, session, clock) -> World:
         case_id=referral["case_id"],
         crisis_case_id=crisis.json()["case_id"],
         supporter_id=str(supporter.id),
+        now_iso=clock.now().isoformat(),
     )
     for caller in CALLERS:
         if caller.system == "submitter":

@@ -29,8 +29,8 @@ from app.db import create_engine, create_session_factory
 from app.migrate import upgrade
 from app.models import Case, CaseEvent, Person
 from app.security import Actor, Role
-from app.services.directory import sync_directory
 from app.services.claims import NothingToClaim, claim_next
+from app.services.directory import sync_directory
 from app.triage import load_ruleset
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -207,3 +207,94 @@ async def test_two_processes_claim_every_case_exactly_once(scratch_settings: Set
         await engine.dispose()
     # Both processes really took part.
     assert all(claims[w] for w in workers), {w: len(c) for w, c in claims.items()}
+
+
+async def test_both_claim_paths_write_the_same_rows(scratch_settings: Settings, is_postgres: bool):
+    """PostgreSQL keeps a one-statement claim (app/services/claims.py) for the claim p99 target;
+    it is built from the lifecycle's parts, and here both paths run on one database, claiming
+    two identical cases, and must write the same case, timeline and audit rows."""
+    if not is_postgres:
+        pytest.skip("the one-statement claim is PostgreSQL's; SQLite has only the ORM path")
+    from app.models import AuditEvent
+
+    engine = create_engine(scratch_settings)
+    try:
+        async with create_session_factory(engine)() as session:
+            await sync_directory(session, load_ruleset(None), datetime.now(UTC))
+            await session.commit()
+        received = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+        people = [
+            {"id": uuid.uuid4(), "created_at": received, "updated_at": received} for _ in range(2)
+        ]
+        async with engine.begin() as conn:
+            await conn.execute(insert(Person), people)
+            await conn.execute(
+                insert(Case),
+                [
+                    {
+                        "id": uuid.uuid4(),
+                        "person_id": person["id"],
+                        "queue_id": QUEUE,
+                        "status": "waiting",
+                        "urgency_code": "D",
+                        "urgency_rank": RANK["D"],
+                        "received_at": received,
+                        "respond_by_at": received + timedelta(hours=72),
+                        "thrive_grouping_proposed": "getting_more_help",
+                        "version": 1,
+                        "created_at": received,
+                        "updated_at": received,
+                    }
+                    for person in people
+                ],
+            )
+        actor = Actor(kind="staff", id="worker-compare", role=Role.PRACTITIONER)
+        now = datetime.now(UTC).replace(microsecond=0)
+        claimed = {}
+        for one_statement in (True, False):
+            async with create_session_factory(engine)() as session:
+                ctx = await claim_next(
+                    session,
+                    queue_id=QUEUE,
+                    queue_kind="community_base",
+                    actor=actor,
+                    now=now,
+                    one_statement=one_statement,
+                )
+                await session.commit()
+                claimed[one_statement] = ctx.case.id
+        assert claimed[True] != claimed[False]
+
+        case_columns = [c for c in Case.__table__.c if c.name not in ("id", "person_id")]
+        event_columns = [c for c in CaseEvent.__table__.c if c.name not in ("id", "case_id")]
+        audit_columns = [
+            c
+            for c in AuditEvent.__table__.c
+            if c.name not in ("id", "resource_id", "person_id", "occurred_at")
+        ]
+        written: dict[bool, tuple[Any, ...]] = {}
+        async with engine.connect() as conn:
+            for path, case_id in claimed.items():
+                case_row = (
+                    await conn.execute(select(*case_columns).where(Case.id == case_id))
+                ).one()
+                events = (
+                    await conn.execute(select(*event_columns).where(CaseEvent.case_id == case_id))
+                ).all()
+                audits = (
+                    await conn.execute(
+                        select(*audit_columns).where(AuditEvent.resource_id == str(case_id))
+                    )
+                ).all()
+                written[path] = (
+                    tuple(case_row),
+                    [tuple(e) for e in events],
+                    [tuple(a) for a in audits],
+                )
+        one_statement_rows, orm_rows = written[True], written[False]
+        assert one_statement_rows[0] == orm_rows[0]  # the case
+        assert one_statement_rows[1] == orm_rows[1] and len(orm_rows[1]) == 1  # its event
+        assert one_statement_rows[2] == orm_rows[2] and len(orm_rows[2]) == 1  # its audit row
+        assert orm_rows[1][0][event_columns.index(CaseEvent.__table__.c.type)] == "claimed"
+    finally:
+        await engine.dispose()
