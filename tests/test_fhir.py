@@ -11,6 +11,7 @@ import copy
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -36,6 +37,7 @@ from tests.factories import referral_body, valid_test_nhs_numbers, years_ago
 from tests.test_authz_matrix import app_routes
 
 FHIR_JSON = "application/fhir+json"
+EXAMPLE = Path(__file__).parent.parent / "docs" / "examples" / "fhir-referral-bundle.json"
 ODS = "A81001"
 NHS = valid_test_nhs_numbers(12, start=15500)
 NORWICH = "cb-norwich"
@@ -256,6 +258,25 @@ async def test_a_full_message_with_answers_is_triaged_on_them(client, gp, sessio
     )
     assert referral.normalised["needs"] == ["low_mood", "sleep"]
     assert referral.normalised["consent"]["to_referral"] is True
+
+
+async def test_the_documented_example_is_accepted(client, gp, session):
+    """docs/examples/fhir-referral-bundle.json, as the README's curl example sends it: the
+    requester is a PractitionerRole naming the GP and the practice."""
+    example = orjson.loads(EXAMPLE.read_bytes())
+    response = await post(client, gp, example, request_id="3b7a1f0e-5c2d-4e8a-9f61-0d2c4b6a8e10")
+    assert response.status_code == 201, response.text
+    service_request = validated(response.json()).entry[1].resource
+    referral = await session.get(Referral, uuid.UUID(service_request.id))
+    assert referral is not None
+    referrer = referral.normalised["referrer"]
+    assert (referrer["name"], referrer["organisation"], referrer["ods_code"]) == (
+        "Dr Alex Example",
+        "Example Surgery",
+        ODS,
+    )
+    assert referral.normalised["risk"]["suicidal"] == "thoughts"
+    assert service_request.priority == "urgent"  # suicidal thoughts: D
 
 
 async def test_unanswered_questions_are_not_asked_never_no(client, gp, session):

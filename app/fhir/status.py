@@ -91,7 +91,7 @@ def task_state(
             f"First contact made by {team}",
             owner=queue_name,
         )
-    if _awaiting_clinical_review(decision, case):
+    if _awaiting_clinical_review(referral, decision, case):
         return TaskState(
             "received",
             ERS_REFERRAL_STATE,
@@ -108,9 +108,10 @@ def task_state(
     )
 
 
-def _awaiting_clinical_review(decision: TriageDecision, case: Case) -> bool:
-    """The engine sent the referral for clinical review and nobody has decided yet."""
+def _awaiting_clinical_review(referral: Referral, decision: TriageDecision, case: Case) -> bool:
+    """The engine sent the case this referral opened for clinical review; nobody has decided."""
     return (
-        decision.eligibility_outcome == "clinical_review"
+        referral.disposition == "case_opened"
+        and decision.eligibility_outcome == "clinical_review"
         and getattr(case, "eligibility_review", None) is None
     )
