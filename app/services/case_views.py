@@ -30,7 +30,7 @@ from app.services import case_reads, cases
 from app.services.case_reads import ReviewProposal
 from app.services.cases import CaseContext, Status
 from app.services.queues import WORKLIST_COLUMNS, WorklistRow, breached_condition
-from app.services.staff import as_actor
+from app.services.staff import as_actor, staff_names
 from app.triage import Ruleset
 
 # "Due soon" on a team lead's page: respond-by within this many hours from now.
@@ -133,16 +133,6 @@ _QUEUE_KEYS = (
     "from_queue_id",
     "to_queue_id",
 )
-
-
-async def staff_names(session: AsyncSession, staff_ids: Collection[str]) -> dict[str, str]:
-    """The names of staff members by id, from the staff the service has seen."""
-    if not staff_ids:
-        return {}
-    rows = await session.execute(
-        select(StaffMember.id, StaffMember.name).where(StaffMember.id.in_(set(staff_ids)))
-    )
-    return {staff_id: name for staff_id, name in rows.all() if name}
 
 
 async def queue_names(session: AsyncSession, queue_ids: Collection[str]) -> dict[str, str]:

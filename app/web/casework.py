@@ -60,6 +60,7 @@ from app.services.case_views import CaseView
 from app.services.cases import TRANSITIONS, CaseAction, CaseContext
 from app.services.claims import NothingToClaim
 from app.services.queues import Cursor
+from app.services.staff import staff_names
 from app.triage import Ruleset
 from app.triage.decision import ThriveGrouping, UrgencyCode
 from app.web.console import (
@@ -244,9 +245,7 @@ async def worklist_page(
         (c for c in await queue_service.queue_overview(session, now=now) if c.queue.id == queue.id),
         None,
     )
-    names = await case_views.staff_names(
-        session, [r.key_worker_id for r in page.rows if r.key_worker_id]
-    )
+    names = await staff_names(session, [r.key_worker_id for r in page.rows if r.key_worker_id])
     moved = await _queue(session, moved_to) if moved_to and done in DONE_WORDS else None
     return _page(
         request,
@@ -334,9 +333,7 @@ async def due_page(
             now=now,
             details={"queue_id": queue_id, "view": "due_soon"},
         )
-    names = await case_views.staff_names(
-        session, [r.key_worker_id for r in rows if r.key_worker_id]
-    )
+    names = await staff_names(session, [r.key_worker_id for r in rows if r.key_worker_id])
     listed = case_rows(rows, now, names)
     return _page(
         request,
@@ -372,9 +369,7 @@ async def my_cases_page(
     await audit.record_listing(
         session, actor=actor, rows=rows, now=now, details={"view": "my_cases"}
     )
-    names = await case_views.staff_names(
-        session, [r.key_worker_id for r in rows if r.key_worker_id]
-    )
+    names = await staff_names(session, [r.key_worker_id for r in rows if r.key_worker_id])
     held = [r for r in rows if r.relationship == "key_worker"]
     supported = [r for r in rows if r.relationship != "key_worker"]
     return _page(

@@ -31,11 +31,11 @@ from app.services import audit
 from app.services.intake import check_site, facts_from, submit_referral
 from app.services.person_search import PersonQuery, find_people, open_cases_for
 from app.services.queues import queue_overview
+from app.services.referral_views import referral_view
 from app.services.referrals import find_by_reference, normalise_reference
 from app.services.staff import staff_names
 from app.triage import Ruleset, evaluate
 from app.triage.decision import UrgencyCode
-from app.web import queries
 from app.web.forms import (
     NEEDS,
     PHONE_REFERRAL_ORDER,
@@ -746,11 +746,7 @@ async def referral_page(
     recorded: str = "",
 ) -> Response:
     """A referral with its decision: what to tell the caller before hanging up."""
-    view = (
-        await queries.referral_view(session, uuid.UUID(referral_id))
-        if _is_uuid(referral_id)
-        else None
-    )
+    view = await referral_view(session, uuid.UUID(referral_id)) if _is_uuid(referral_id) else None
     if view is None:
         return _page(
             request,
@@ -806,15 +802,18 @@ async def referral_page(
 
 @router.get("/queues")
 async def queues_page(
-    request: Request, actor: ConsoleActor, session: SessionDep, clock: ClockDep
+    request: Request, actor: ConsoleActor, session: SessionDep, ruleset: RulesetDep, clock: ClockDep
 ) -> Response:
     """Every queue with its open and breached case counts (counts only, no personal data).
 
     The same overview as ``GET /v1/queues`` (open to every staff role), from the queues service.
     """
     now = clock.now()
-    overview = await queue_overview(session, now=now)
-    queues = queries.ordered_queues(overview)
+    queues = await queue_overview(session, now=now)
+    # The directory's own order, as GET /v1/queues gives it (crisis, duty, … then the sites);
+    # retired queues last.
+    order = {queue.id: index for index, queue in enumerate(ruleset.queues)}
+    queues.sort(key=lambda c: (order.get(c.queue.id, len(order)), c.queue.name))
     return _page(
         request,
         "console/queues.html",
@@ -824,7 +823,9 @@ async def queues_page(
             "queues": queues,
             "now": now,
             # The queues whose worklists the caller may open (none for call handlers).
-            "workable": {q.id for q in queues if can_see_queue(actor, q.id, q.kind)},
+            "workable": {
+                c.queue.id for c in queues if can_see_queue(actor, c.queue.id, c.queue.kind)
+            },
         },
     )
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -54,10 +54,15 @@ def static_url(path: str) -> str:
     return f"/static/{path}?v={__version__}"
 
 
-def london_datetime(value: datetime | None) -> str:
-    """``12 March 2026 at 2:05pm`` in UK time."""
-    if value is None:
+def london_datetime(value: datetime | str | None) -> str:
+    """``12 March 2026 at 2:05pm`` in UK time (from a UTC time; an ISO string or a naive time,
+    as SQLite gives back an aggregate over a UTC column, is read as UTC)."""
+    if value is None or value == "":
         return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
     local = value.astimezone(LONDON)
     hour = local.hour % 12 or 12
     suffix = "am" if local.hour < 12 else "pm"
