@@ -152,7 +152,9 @@ async def test_review_is_only_for_a_case_awaiting_it(client, staff_headers):
     referral = await _leaver(client, staff_headers)
     body = {"outcome": "accept", "reason": "Ours"}
     assert (await _act(client, referral["case_id"], "review", duty, body)).status_code == 200
-    again = await _act(client, referral["case_id"], "review", duty, body, version=2)
+    # Accepted into a Community Base: the duty clinician no longer sees it; an admin may try.
+    admin = staff_headers("admin", subject="admin-1")
+    again = await _act(client, referral["case_id"], "review", admin, body, version=2)
     assert again.status_code == 409
     assert again.json()["type"] == "not_awaiting_review"
     # An eligible referral's case was never sent for review.
@@ -465,3 +467,77 @@ async def test_transfer_needs_a_reason(client, staff_headers, session, clock):
     )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "reason"
+
+
+# The contract ------------------------------------------------------------------------------------
+
+NEW_ROUTES = {
+    ("post", "/v1/cases/{case_id}/review"): {
+        "200",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "412",
+        "413",
+        "415",
+        "422",
+        "428",
+        "503",
+    },
+    ("post", "/v1/cases/{case_id}/urgency"): {
+        "200",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "412",
+        "413",
+        "415",
+        "422",
+        "428",
+        "503",
+    },
+    ("post", "/v1/cases/{case_id}/transfer"): {
+        "200",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "412",
+        "413",
+        "415",
+        "422",
+        "428",
+        "503",
+    },
+    ("post", "/v1/cases/{case_id}/contacts"): {
+        "201",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "412",
+        "413",
+        "415",
+        "422",
+        "428",
+        "503",
+    },
+    ("get", "/v1/cases/{case_id}/contacts"): {"200", "401", "403", "404", "422", "503"},
+    ("get", "/v1/me/cases"): {"200", "401", "403", "503"},
+}
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(NEW_ROUTES))
+async def test_openapi_lists_every_status_of_the_new_routes(client, method, path):
+    document = (await client.get("/openapi.json")).json()
+    operation = document["paths"][path][method]
+    assert NEW_ROUTES[(method, path)] <= set(operation["responses"]), operation["responses"]
+    if method == "post":
+        names = {p["name"] for p in operation.get("parameters", [])}
+        assert "If-Match" in names
