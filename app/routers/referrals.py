@@ -8,9 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
-from app.authz import can_read_referral
 from app.deps import ActorDep, ClockDep, JsonBody, RulesetDep, SessionDep, SettingsDep, StaffDep
-from app.errors import Forbidden, IdempotencyKeyReused, NotFound, Unprocessable
+from app.errors import Forbidden, IdempotencyKeyReused, Unprocessable
 from app.models import Case, Referral, TriageDecision
 from app.presenters import referral_read
 from app.responses import ERROR_RESPONSES, errors_for
@@ -21,7 +20,7 @@ from app.schemas.referral import (
     ReferralListRead,
     ReferralRead,
 )
-from app.services import audit, referrals
+from app.services import referrals
 from app.services.intake import check_site, facts_from, has_contact_route, submit_referral
 from app.triage import evaluate
 
@@ -134,36 +133,8 @@ async def evaluate_referral(
 async def get_referral(
     referral_id: uuid.UUID, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> ReferralRead:
-    stored = await referrals.get_stored(session, referral_id)
-    if stored is None:
-        raise NotFound("No referral with this id.")
-    referral, decision, case = stored.referral, stored.decision, stored.case
-    if not can_read_referral(
-        actor,
-        submitted_by_client_id=referral.submitted_by_client_id,
-        submitted_by_ods_code=stored.submitted_by_ods_code,
-    ):
-        await audit.record_refusal(
-            session,
-            actor=actor,
-            action="read",
-            resource_type="referral",
-            resource_id=referral.id,
-            person_id=referral.person_id,
-            now=clock.now(),
-        )
-        # Another organisation's referral is indistinguishable from one that does not exist.
-        raise NotFound("No referral with this id.")
-    audit.record(
-        session,
-        actor=actor,
-        action="read",
-        resource_type="referral",
-        resource_id=referral.id,
-        person_id=referral.person_id,
-        now=clock.now(),
-    )
-    return await _present(session, actor, referral, decision, case)
+    stored = await referrals.read_referral(session, actor, referral_id, now=clock.now())
+    return await _present(session, actor, stored.referral, stored.decision, stored.case)
 
 
 async def _present(
@@ -175,16 +146,14 @@ async def _present(
     *,
     person_existed: bool | None = None,
 ) -> ReferralRead:
-    """A referring system sees a case's state only when its own referral opened the case."""
+    """Staff see everything; a referring system sees what its own referral told us, and the
+    case's state only when its own referral opened the case."""
     if actor.is_staff:
         return referral_read(
             referral, decision, case, for_staff=True, person_existed=person_existed
         )
-    case_visible = case is None or (
-        referral.disposition == "case_opened"
-        or await referrals.case_opened_by_client(session, case.id, actor.client_id)
-    )
-    return referral_read(referral, decision, case, for_staff=False, case_visible=case_visible)
+    visible = await referrals.case_visible(session, actor, referral, case)
+    return referral_read(referral, decision, case, for_staff=False, case_visible=visible)
 
 
 @router.get(
@@ -207,19 +176,9 @@ async def find_referrals(
         ),
     ],
 ) -> ReferralListRead:
-    stored = await referrals.stored_by_reference(session, reference)
+    stored = await referrals.read_by_reference(session, actor, reference, now=clock.now())
     if stored is None:
         return ReferralListRead(items=[])
-    audit.record(
-        session,
-        actor=actor,
-        action="read",
-        resource_type="referral",
-        resource_id=stored.referral.id,
-        person_id=stored.referral.person_id,
-        now=clock.now(),
-        details={"by": "reference"},
-    )
     return ReferralListRead(
         items=[referral_read(stored.referral, stored.decision, stored.case, for_staff=True)]
     )

@@ -1,4 +1,5 @@
-"""Reading referrals back: by reference, and what a referring system may learn of a case.
+"""Reading referrals back (by id or reference, each read audited, a refusal too), and what a
+referring system may learn of a case.
 
 Also the staff decision on a public self-referral's proposed match with a known person.
 """
@@ -13,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.authz import can_read_referral
 from app.errors import Conflict, NotFound
 from app.models import ApiClient, Case, Referral, TriageDecision
 from app.security import Actor
@@ -69,6 +71,90 @@ async def stored_by_reference(session: AsyncSession, reference: str) -> StoredRe
         await session.execute(_stored_query().where(Referral.reference == normalised))
     ).one_or_none()
     return None if row is None else StoredReferral(row[0], row[1], row[2], row[3])
+
+
+async def may_read(
+    session: AsyncSession,
+    actor: Actor,
+    stored: StoredReferral,
+    *,
+    now: datetime,
+    details: dict[str, str] | None = None,
+) -> bool:
+    """Whether ``actor`` may read the referral back, with the read (or the refusal) audited.
+
+    Any staff role may; a referring system only its own organisation's (app/authz.py).
+    """
+    referral = stored.referral
+    if not can_read_referral(
+        actor,
+        submitted_by_client_id=referral.submitted_by_client_id,
+        submitted_by_ods_code=stored.submitted_by_ods_code,
+    ):
+        await audit.record_refusal(
+            session,
+            actor=actor,
+            action="read",
+            resource_type="referral",
+            resource_id=referral.id,
+            person_id=referral.person_id,
+            now=now,
+            details=details,
+        )
+        return False
+    audit.record(
+        session,
+        actor=actor,
+        action="read",
+        resource_type="referral",
+        resource_id=referral.id,
+        person_id=referral.person_id,
+        now=now,
+        details=details,
+    )
+    return True
+
+
+async def read_referral(
+    session: AsyncSession, actor: Actor, referral_id: uuid.UUID, *, now: datetime
+) -> StoredReferral:
+    """The referral for a reader who may see it, the read audited. Missing, or another
+    organisation's, it is ``NotFound`` alike: a system cannot learn that it exists."""
+    stored = await get_stored(session, referral_id)
+    if stored is None or not await may_read(session, actor, stored, now=now):
+        raise NotFound("No referral with this id.")
+    return stored
+
+
+async def read_by_reference(
+    session: AsyncSession, actor: Actor, reference: str, *, now: datetime
+) -> StoredReferral | None:
+    """The referral a reference names (any case, dashes optional) for staff, the read audited;
+    None when no referral has it."""
+    stored = await stored_by_reference(session, reference)
+    if stored is None:
+        return None
+    audit.record(
+        session,
+        actor=actor,
+        action="read",
+        resource_type="referral",
+        resource_id=stored.referral.id,
+        person_id=stored.referral.person_id,
+        now=now,
+        details={"by": "reference"},
+    )
+    return stored
+
+
+async def case_visible(
+    session: AsyncSession, actor: Actor, referral: Referral, case: Case | None
+) -> bool:
+    """Whether the reader of ``referral`` may see the state of the case holding it: staff
+    always; a referring system only when its own referral opened the case."""
+    if actor.is_staff or case is None or referral.disposition == "case_opened":
+        return True
+    return await case_opened_by_client(session, case.id, actor.client_id)
 
 
 async def case_opened_by_client(
