@@ -32,6 +32,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="apply migrations before serving (always done for SQLite)",
     )
 
+    sub.add_parser(
+        "worker",
+        help="deliver messages from the outbox (GOV.UK Notify, or the local sink without a key)",
+    )
+
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("--revision", default="head")
 
@@ -87,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "token":
         return _token(settings, args)
+    if args.command == "worker":
+        return _worker(settings)
     if args.command == "client":
         return asyncio.run(_client(settings, args))
     parser.error("unknown command")
@@ -108,6 +115,32 @@ def _serve(settings: Settings, host: str, port: int, workers: int, migrate: bool
         print(f"frontdoor serve: {exc}", file=sys.stderr)
         return 1
     uvicorn.run("app.main:create_app", **uvicorn_options(host, port, workers))
+    return 0
+
+
+def _worker(settings: Settings) -> int:
+    """Run the delivery worker until SIGINT or SIGTERM; it finishes the round it is in."""
+    import signal
+
+    from app.logs import configure_logging
+    from app.migrate import NotReadyToServe, check_ready_to_serve
+    from app.worker import run_worker
+
+    configure_logging(settings.log_level, settings.log_json)
+    try:
+        check_ready_to_serve(settings, migrate=settings.is_sqlite)
+    except NotReadyToServe as exc:
+        print(f"frontdoor worker: {exc}", file=sys.stderr)
+        return 1
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_worker(settings, stop)
+
+    asyncio.run(main())
     return 0
 
 

@@ -87,6 +87,30 @@ class Settings(BaseSettings):
     # Largest request body accepted on any endpoint (bytes).
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=10 * 1024 * 1024)
 
+    # Messages (docs/domain/signposting-and-messages.md). Without a GOV.UK Notify API key every
+    # message goes to the local sink (stored, shown to admins, sent nowhere). A Notify *test*
+    # key uses the real client and Notify simulates delivery.
+    notify_api_key: SecretStr | None = None
+    notify_base_url: str = "https://api.notifications.service.gov.uk"
+    # Notify template ids by "<kind>_<channel>" (acknowledgement_email, acknowledgement_sms,
+    # referrer_outcome_email, breach_warning_email); each template shows ((subject)) and
+    # ((body)). A message whose template is not configured is recorded as not sent.
+    notify_templates: dict[str, str] = Field(default_factory=dict)
+    # Each queue's team address for breach warnings, by queue id.
+    queue_contact_emails: dict[str, str] = Field(default_factory=dict)
+    # How long before a case's respond-by time its team is warned.
+    breach_warning_lead_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
+    # Retries on 429/5xx: up to this many attempts, waiting base * 2^(n-1) seconds (capped).
+    notify_max_attempts: int = Field(default=6, ge=1, le=50)
+    notify_retry_base_seconds: float = Field(default=30.0, gt=0, le=3600)
+    notify_retry_max_seconds: float = Field(default=3600.0, gt=0, le=86400)
+    # How often the worker looks for due messages, and how long its claim on one lasts.
+    worker_poll_seconds: float = Field(default=5.0, gt=0, le=300)
+    worker_claim_seconds: float = Field(default=120.0, gt=0, le=3600)
+    # Run the delivery worker inside `frontdoor serve`: None (default) means on the embedded
+    # SQLite default only; a deployment on PostgreSQL runs `frontdoor worker` instead.
+    run_worker_in_process: bool | None = None
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
     cors_allow_origins: list[str] = Field(default_factory=list)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from app.routers import (
     fhir,
     health,
     me,
+    notifications,
     oruk,
     persons,
     queues,
@@ -35,9 +37,11 @@ from app.routers import (
 )
 from app.security import ApiKeyVerifier, StaffTokenVerifier
 from app.services.directory import sync_directory
+from app.services.notifications import MessagePolicy
 from app.signposting import load_signposting
 from app.triage import load_ruleset
 from app.web import install as install_web
+from app.worker import DeliveryWorker, run_in_process
 
 log = structlog.get_logger(__name__)
 
@@ -78,9 +82,25 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         log.info("startup", ruleset_version=ruleset.version, database=engine.dialect.name)
         if owned:
             freeze_startup_heap()
+        # The embedded default delivers its own messages (to the local sink without a Notify
+        # key); a PostgreSQL deployment runs `frontdoor worker` (app/worker.py).
+        stop = asyncio.Event()
+        delivery = (
+            asyncio.create_task(
+                DeliveryWorker(app.state.session_factory, settings, clock=app.state.clock).run(
+                    stop
+                ),
+                name="delivery-worker",
+            )
+            if run_in_process(settings)
+            else None
+        )
         try:
             yield
         finally:
+            if delivery is not None:
+                stop.set()
+                await delivery
             if owned:
                 await engine.dispose()
 
@@ -97,6 +117,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.settings = settings
     app.state.ruleset = ruleset
     app.state.signposting = signposting_directory
+    app.state.message_policy = MessagePolicy.from_settings(settings)
     app.state.clock = clock or Clock()
     app.state.token_verifier = StaffTokenVerifier(settings)
     app.state.api_key_verifier = ApiKeyVerifier()
@@ -105,7 +126,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     install_error_handlers(app)
     for module in (health, referrals, self_referrals, persons, directory, audit, queues, cases, me):
         app.include_router(module.router)
-    for module in (signposting, oruk):
+    for module in (signposting, oruk, notifications):
         app.include_router(module.router)
     # FHIR R4 for referring clinical systems; its errors are OperationOutcomes.
     app.include_router(fhir.router)

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from app.config import Settings
 from app.main import create_app
-from app.models import Case
+from app.models import Case, Notification
 from app.security import Role
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import referral_body, valid_test_nhs_numbers
@@ -89,6 +89,7 @@ class World:
     crisis_case_id: str
     supporter_id: str
     now_iso: str = ""
+    notification_id: str = ""
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -139,6 +140,19 @@ ROUTES: dict[tuple[str, str], Access] = {
     ),
     ("GET", "/v1/services"): Access(PUBLIC),
     ("GET", "/v1/signposting"): Access(PUBLIC, params=lambda w: {"age": 20, "postcode": "NR1"}),
+    ("GET", "/v1/notifications"): Access(
+        frozenset({"admin"}), params=lambda w: {"referral_id": w.referral_id}
+    ),
+    ("POST", "/v1/notifications/{notification_id}/retry"): Access(
+        frozenset({"admin"}),
+        action=True,
+        path=lambda w: {"notification_id": w.notification_id},
+    ),
+    ("POST", "/v1/notifications/{notification_id}/cancel"): Access(
+        frozenset({"admin"}),
+        action=True,
+        path=lambda w: {"notification_id": w.notification_id},
+    ),
     ("POST", "/v1/referrals"): Access(
         STAFF | {"system_submitter", "system_other_org"}, action=True, body=_referral_body
     ),
@@ -302,6 +316,12 @@ async def world(client, make_client, staff_headers, session, clock) -> World:
         crisis_case_id=crisis.json()["case_id"],
         supporter_id=str(supporter.id),
         now_iso=clock.now().isoformat(),
+        # The case's breach warning (written with the referral).
+        notification_id=str(
+            await session.scalar(
+                select(Notification.id).where(Notification.referral_id == uuid.UUID(referral["id"]))
+            )
+        ),
     )
     for caller in CALLERS:
         if caller.system == "submitter":

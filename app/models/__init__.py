@@ -4,6 +4,7 @@ from app.models.audit import AuditEvent
 from app.models.base import Base
 from app.models.case import Case, CaseContact, CaseEvent, CaseSupporter, CaseUrgencyChange
 from app.models.directory import Queue, RulesetRecord
+from app.models.notification import Notification
 from app.models.person import Person, PersonChange
 from app.models.ratelimit import RateLimitWindow
 from app.models.referral import ApiClient, IdempotencyKey, Referral, TriageDecision
@@ -19,6 +20,7 @@ __all__ = [
     "CaseSupporter",
     "CaseUrgencyChange",
     "IdempotencyKey",
+    "Notification",
     "Person",
     "PersonChange",
     "Queue",

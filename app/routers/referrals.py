@@ -79,6 +79,7 @@ async def create_referral(
             idempotency_key=idempotency_key,
             idempotency_ttl=timedelta(hours=settings.idempotency_key_ttl_hours),
             signposting=request.app.state.signposting,
+            messages=request.app.state.message_policy,
         )
     except IdempotencyKeyReused as exc:
         # The key came in the Idempotency-Key header: the client fixes it there.

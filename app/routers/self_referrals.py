@@ -49,6 +49,7 @@ async def create_self_referral(
         ruleset=ruleset,
         now=clock.now(),
         signposting=request.app.state.signposting,
+        messages=request.app.state.message_policy,
     )
     decision = result.decision
     code = UrgencyCode(decision.urgency_code)

@@ -125,6 +125,15 @@ class ConsentIn(StrictModel):
     share_with: list[Organisation] = Field(default_factory=list, max_length=AGENCIES_MAX_ITEMS)
     parent_carer_aware: bool | None = None
     gillick: GillickIn | None = None
+    contact_by_text: bool | None = Field(
+        default=None,
+        description="agrees to be contacted by text message (no text is sent without it)",
+    )
+    contact_shared_with_parent: bool | None = Field(
+        default=None,
+        description="the phone or email given is shared with, or seen by, a parent or carer; "
+        "with parent_carer_aware false, nothing is sent unless this is false",
+    )
 
 
 class _ReferralBody(StrictModel):

@@ -26,6 +26,7 @@ from app.models import Case, IdempotencyKey, Person, Referral, TriageDecision
 from app.schemas.referral import AnyReferralCreate, DropInReferralCreate, SelfReferralCreate
 from app.security import Actor
 from app.services import audit, cases
+from app.services.notifications import MessagePolicy, intake_messages
 from app.services.persons import ChangeAuthor, record_unverified_person, resolve_person
 from app.signposting import (
     SignpostingDirectory,
@@ -185,6 +186,7 @@ async def submit_referral(
     idempotency_ttl: timedelta = timedelta(hours=72),
     incomplete_fields: Sequence[str] = (),
     signposting: SignpostingDirectory | None = None,
+    messages: MessagePolicy | None = None,
 ) -> IntakeResult:
     """Record a referral, decide on it and route it, in the caller's transaction.
 
@@ -195,7 +197,9 @@ async def submit_referral(
     ``incomplete_fields`` names answers missing or invalid in an urgent web referral that was
     stored anyway (docs/domain/trust-and-safety.md). An ineligible or advice-only decision
     stores the services matched from ``signposting`` (the packaged directory when None) with
-    the referral (docs/domain/signposting-and-messages.md).
+    the referral, and the messages the referral calls for are written to the outbox in the
+    same transaction, under ``messages`` (defaults when None) (docs/domain/
+    signposting-and-messages.md).
     """
     check_site(body, ruleset)
     check_referrer_organisation(body, actor)
@@ -291,6 +295,19 @@ async def submit_referral(
     # Nothing is flushed here: the referral, its decision, a new case, the timeline event and
     # the audit rows go to the database together at the commit (one flush).
     session.add_all([referral, decision_row])
+    session.add_all(
+        intake_messages(
+            body=body,
+            actor=actor,
+            referral=referral,
+            decision=decision,
+            case=case,
+            respond_by_changed=case is not None
+            and bool(inspect(case).attrs.respond_by_at.history.added),
+            policy=messages or MessagePolicy(),
+            now=now,
+        )
+    )
     _audit_intake(
         session,
         actor=actor,

@@ -501,6 +501,7 @@ async def record_referral(
             now=clock.now(),
             idempotency_key=f"console:{submission_id}" if _is_uuid(submission_id) else None,
             signposting=request.app.state.signposting,
+            messages=request.app.state.message_policy,
         )
     except IdempotencyKeyReused:
         # Nothing half-written is committed with the error page.

@@ -223,6 +223,7 @@ async def _submit(
         idempotency_key=key,
         incomplete_fields=incomplete,
         signposting=request.app.state.signposting,
+        messages=request.app.state.message_policy,
     )
 
 
