@@ -737,6 +737,40 @@ async def test_clinical_review_and_signposting_read_back(client, gp):
     assert task.businessStatus.text.startswith("Signposted: ")
 
 
+LEAVER_ANSWERS = [coded("camhs.status", "discharged"), coded("amhs_threshold", "not_met")]
+
+
+@pytest.mark.parametrize(
+    ("review", "task_status", "code", "text"),
+    [
+        ({"outcome": "accept"}, "accepted", "DEFER_TO_PROVIDER", "Accepted by Norwich Community"),
+        ({"outcome": "signpost"}, "completed", "TRIAGE_RESPONSE", "Closed: signposted"),
+        ({"outcome": "adult_handover"}, "completed", "TRIAGE_RESPONSE", "Closed: handed over"),
+    ],
+)
+async def test_a_clinical_review_moves_the_task(
+    client, gp, staff_headers, review, task_status, code, text
+):
+    created = await post(client, gp, message(nhs=NHS[7], age=20, answers=LEAVER_ANSWERS))
+    assert created.status_code == 201, created.text
+    referral_id = created.headers["location"].rsplit("/", 1)[-1]
+    _, task = await read_back(client, gp, referral_id)
+    assert (task.status, task.businessStatus.coding[0].code) == ("received", "AWAITING_TRIAGE")
+    assert task.owner.display == "Duty clinician (county-wide)"
+
+    duty = staff_headers("duty_clinician", subject="duty-1")
+    case_id = (await client.get(f"/v1/referrals/{referral_id}", headers=duty)).json()["case_id"]
+    reviewed = await client.post(
+        f"/v1/cases/{case_id}/review",
+        json={**review, "reason": "seen with the young person"},
+        headers={**duty, **if_match(1)},
+    )
+    assert reviewed.status_code == 200, reviewed.text
+    _, task = await read_back(client, gp, referral_id)
+    assert (task.status, task.businessStatus.coding[0].code) == (task_status, code)
+    assert task.businessStatus.text.startswith(text), task.businessStatus.text
+
+
 async def test_search_by_our_reference(client, gp, make_client, staff_headers):
     created = await post(client, gp, message(nhs=NHS[9]))
     service_request = validated(created.json()).entry[1].resource

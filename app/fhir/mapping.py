@@ -130,6 +130,71 @@ class _Message:
         return [entry for entry in self.entries if entry.resource_type == resource_type]
 
 
+def warm_up() -> None:
+    """Build fhir.resources' validators for what a message holds now, at start-up, rather than
+    in the first referral's request (they are built lazily, about half a second in all)."""
+    reference = {"reference": "urn:uuid:1"}
+    coding = {"system": SNOMED_CT, "code": PATIENT_REFERRAL_SCTID}
+    contact = [{"system": "phone", "value": "0"}]
+    resources: list[dict[str, Any]] = [
+        {
+            "resourceType": "MessageHeader",
+            "eventCoding": coding,
+            "source": {"endpoint": "urn:uuid:1"},
+            "focus": [reference],
+        },
+        {
+            "resourceType": "ServiceRequest",
+            "status": "active",
+            "intent": "order",
+            "category": [{"coding": [coding]}],
+            "subject": reference,
+            "requester": reference,
+            "authoredOn": "2026-01-01T00:00:00Z",
+            "reasonCode": [{"text": "-", "coding": [coding]}],
+            "note": [{"text": "-"}],
+        },
+        {
+            "resourceType": "Patient",
+            "identifier": [{"system": NHS_NUMBER, "value": "0"}],
+            "name": [{"use": "official", "given": ["-"], "family": "-"}],
+            "birthDate": "2010-01-01",
+            "address": [{"postalCode": "-"}],
+            "telecom": contact,
+        },
+        {
+            "resourceType": "Organization",
+            "identifier": [{"system": ODS_ORGANIZATION_CODE, "value": "0"}],
+            "name": "-",
+            "telecom": contact,
+        },
+        {"resourceType": "Practitioner", "name": [{"prefix": ["-"], "family": "-"}]},
+        {"resourceType": "PractitionerRole", "practitioner": reference, "organization": reference},
+        {
+            "resourceType": "QuestionnaireResponse",
+            "questionnaire": QUESTIONNAIRE_URL,
+            "status": "completed",
+            "item": [
+                {
+                    "linkId": "-",
+                    "answer": [
+                        {"valueBoolean": True},
+                        {"valueCoding": coding},
+                        {"valueString": "-"},
+                    ],
+                }
+            ],
+        },
+    ]
+    Bundle.model_validate(
+        {
+            "resourceType": "Bundle",
+            "type": "message",
+            "entry": [{"fullUrl": "urn:uuid:1", "resource": resource} for resource in resources],
+        }
+    )
+
+
 def map_message(raw: Any) -> MappedReferral:
     """Parse, validate and map a referral message; raises ``FhirError`` naming the element."""
     message = _parse(raw)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.authz import can_read_referral
 from app.deps import ActorDep, ClockDep, RulesetDep, SessionDep, SettingsDep
 from app.errors import FrontDoorError, IdempotencyKeyReused, render_problems_under
-from app.fhir.mapping import MappedReferral, map_message
+from app.fhir.mapping import MappedReferral, map_message, warm_up
 from app.fhir.outcome import FhirError, issue, render_operation_outcome
 from app.fhir.questionnaire import questionnaire_resource
 from app.fhir.resources import (
@@ -43,6 +43,8 @@ from app.triage import Ruleset
 # clients read the former, and the OpenAPI checks (problem JSON, schemathesis) are for /v1.
 router = APIRouter(prefix=FHIR_BASE_PATH, tags=["fhir"], include_in_schema=False)
 render_problems_under("/fhir/", render_operation_outcome)
+# fhir.resources builds its validators lazily: build them with the app, not in a referral.
+warm_up()
 
 # The same pattern the request-id middleware accepts, so the X-Request-Id echoed back is the
 # caller's own (app/middleware.py); a UUID fits.
