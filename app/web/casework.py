@@ -592,11 +592,8 @@ def describe_event(
     details: list[str] = []
     kind = event.type
     if kind in ("case_opened", "referral_joined") and data.get("reference"):
-        routed = data.get("routed_queue_id")
-        details.append(
-            f"Referral {data['reference']}, urgency {data.get('urgency_code', '')}"
-            + (f", routed to {queue(routed)}" if routed else "")
-        )
+        # (Where it was routed is the event's reason.)
+        details.append(f"Referral {data['reference']}, urgency {data.get('urgency_code', '')}")
     elif kind in ("claimed", "allocated", "reallocated"):
         details.append(f"Key worker: {staff(data.get('key_worker_id'))}")
         if data.get("previous_key_worker_id"):
@@ -607,17 +604,14 @@ def describe_event(
     elif kind == "first_contact":
         details.append(humanise(str(data.get("contact_type") or "contact")))
     elif kind == "contact_recorded":
-        details.append(
-            ", ".join(
-                part
-                for part in (
-                    ATTENDANCE_WORDS.get(str(data.get("attendance")), ""),
-                    MECHANISM_WORDS.get(str(data.get("mechanism")), ""),
-                    WITH_WORDS.get(str(data.get("with_whom")), ""),
-                )
-                if part
-            )
-        )
+        parts = [
+            ATTENDANCE_WORDS.get(str(data.get("attendance")), ""),
+            MECHANISM_WORDS.get(str(data.get("mechanism")), "").lower(),
+            WITH_WORDS.get(str(data.get("with")), "").lower(),
+        ]
+        if parts[2]:
+            parts[2] = f"with {parts[2]}"
+        details.append(", ".join(part for part in parts if part))
         if data.get("occurred_at"):
             details.append(f"On {_london(data['occurred_at'])}")
         if data.get("stopped_clock"):

@@ -26,7 +26,7 @@ except ImportError:  # reported by the browser_requirements fixture: skipped loc
 
 from app.config import Settings
 from app.security import Role, issue_staff_token
-from tests.browser.conftest import check_page
+from tests.browser.conftest import DESKTOP, PHONE, SCREENSHOTS, check_page
 from tests.browser.test_pages import choose
 from tests.factories import referral_body
 
@@ -49,6 +49,13 @@ def _sign_in(page: Page, token: str) -> None:
     page.get_by_label("Access token").fill(token)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(re.compile(r"/console$"))
+
+
+def _close_up(page: Page, selector: str, name: str) -> None:
+    """A phone-width picture of one part of a long page, to look at closely."""
+    page.set_viewport_size(PHONE)
+    page.locator(selector).first.screenshot(path=str(SCREENSHOTS / f"{name}-390.png"))
+    page.set_viewport_size(DESKTOP)
 
 
 def _refer(live_server: str, staff_token: Any, **overrides: Any) -> dict[str, Any]:
@@ -86,6 +93,7 @@ def test_duty_clinician_from_worklist_to_review_to_accepted(
     row = page.locator(f"#case-{referral['case_id']}")
     expect(row).to_contain_text("Not allocated")
     check_page(page, "case-work-worklist")
+    _close_up(page, "#worklist-table", "case-work-close-up-worklist")
 
     row.get_by_role("link", name="Rowan Reviewbrowser").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Rowan Reviewbrowser")
@@ -155,6 +163,10 @@ def test_key_worker_from_claim_to_two_contacts_to_close(
     expect(page.locator("#case-contacts")).not_to_contain_text("Second attended: not yet")
     expect(page.locator("#contact-list tbody tr")).to_have_count(2)
     check_page(page, "case-work-case-two-contacts")
+    _close_up(page, "#case-summary", "case-work-close-up-summary")
+    _close_up(page, "#contact-list", "case-work-close-up-contacts")
+    _close_up(page, ".app-timeline", "case-work-close-up-timeline")
+    _close_up(page, "#action-links", "case-work-close-up-actions")
 
     page.get_by_role("link", name="My cases").click()
     expect(page.locator("#held-heading")).to_have_text("Cases you hold: 1")
@@ -180,11 +192,15 @@ def test_team_lead_sees_breaches_and_cases_due_soon(
     referral = _refer(
         live_server,
         staff_token,
-        risk={"self_harm": "recent"},
+        risk={"suicidal": "plan"},
         person={"given_name": "Lou", "family_name": "Duesoonbrowser", "postcode": "PE30 2AB"},
     )
+    assert referral["decision"]["urgency"]["code"] == "C"  # to be contacted within 24 hours
     queue = referral["decision"]["route"]["queue_id"]
     _sign_in(page, _token(server_settings, "team_lead", [queue], "Lee Lead"))
     page.get_by_role("link", name="Breaches and due soon").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Breaches and cases due soon")
+    row = page.locator(f"#due-table #case-{referral['case_id']}")
+    expect(row).to_contain_text("Lou Duesoonbrowser")
+    expect(row).to_contain_text("Urgency C")
     check_page(page, "case-work-due-soon")
