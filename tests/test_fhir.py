@@ -394,6 +394,13 @@ BAD_MESSAGES: list[tuple[str, Callable[[dict[str, Any]], None], int, str, str]] 
     ),
     ("unknown element", _entry(2, _set("colour", "blue")), 400, "structure", "Patient.colour"),
     (
+        "a number for a URL (the library's own error)",
+        _entry(0, lambda h: h["source"].__setitem__("endpoint", 1.5)),
+        400,
+        "structure",
+        "Bundle",
+    ),
+    (
         "NHS number check digit",
         _entry(2, _identifier_value("9990000019")),
         422,

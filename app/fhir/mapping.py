@@ -315,10 +315,14 @@ def _parse(raw: Any) -> _Message:
                 for error in exc.errors()[:MAX_ISSUES]
             ],
         ) from None
-    except (KeyError, TypeError, ValueError) as exc:  # the library's own checks, not pydantic's
+    except Exception as exc:
+        # The library's own checks can fail with other errors (a number where a URL belongs is
+        # an AttributeError inside fhir.resources): input it cannot read is the sender's error,
+        # never a 500.
         raise FhirError(
             400,
-            f"The message is not valid FHIR R4 ({type(exc).__name__}).",
+            "The message is not valid FHIR R4: an element has a value of the wrong type "
+            f"(the FHIR library's {type(exc).__name__}).",
             code="structure",
             expression="Bundle",
         ) from None
@@ -530,7 +534,9 @@ def _human_name(names: Any, root: str, expressions: dict[str, str], json_field: 
     if not names:
         return None
     index, name = _preferred_name(names)
-    text = name.text or " ".join([*(name.prefix or []), *(name.given or []), name.family or ""])
+    # A list of FHIR strings may hold nulls (values carried only as extensions).
+    parts = [*(name.prefix or []), *(name.given or []), name.family]
+    text = name.text or " ".join(part for part in parts if part)
     text = " ".join(text.split())
     if not text:
         return None
