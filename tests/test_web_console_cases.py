@@ -365,6 +365,8 @@ async def test_a_key_worker_works_a_case_from_claim_to_close(
     text = text_of(final.text)
     assert "This case is closed" in text and "Outcome: returned to thriving" in text
     assert "Did not attend: 1" in text
+    assert "Attended, video call, with the young person" in text
+    assert "Did not attend, telephone, with the young person" in text
     for step in (
         "Claimed", "Contact recorded", "Intervention started", "THRIVE grouping changed",
         "Put on hold", "Exams this month; agreed to pause.", "Resumed", "Closed",
@@ -467,6 +469,8 @@ async def test_team_lead_allocates_and_workers_see_my_cases_held_and_supported(
     done = await act(lead, case_id, "allocate", {"key_worker_id": worker.staff_id})
     assert done.status_code == 303, done.text
     assert (await case_of(session, referral)).key_worker_id == worker.staff_id
+    held = await lead.get(f"/console/cases/{case_id}")
+    assert ">Change the key worker</a>" in held.text
 
     # The key worker pulls in a supporter from another team, who then sees it in My cases.
     add = await act(

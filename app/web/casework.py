@@ -403,6 +403,12 @@ class ActionPage:
     title: str  # the page's heading, and the link to it
     button: str
     done: str  # the case page's banner after it
+    title_when_held: str | None = None  # once the case has a key worker
+
+    def title_for(self, status: str) -> str:
+        if self.title_when_held and status != case_service.Status.WAITING:
+            return self.title_when_held
+        return self.title
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,6 +445,7 @@ ACTION_PAGES: dict[str, ActionPage] = {
             "Allocate to a key worker",
             "Allocate",
             "Key worker allocated",
+            title_when_held="Change the key worker",
         ),
         ActionPage(
             "urgency",
