@@ -5,7 +5,6 @@ send after a crash), the local sink, and the admin views."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -434,24 +433,3 @@ def test_serve_delivers_in_process_on_the_embedded_default_only(overrides, expec
     from app.worker import run_in_process
 
     assert run_in_process(Settings(**overrides)) is expected
-
-
-async def test_the_in_process_worker_delivers_to_the_sink(
-    migrated, engine, session_factory, session
-):
-    from app.clock import Clock
-
-    settings = migrated.model_copy(
-        update={"run_worker_in_process": True, "worker_poll_seconds": 0.05}
-    )
-    app = await _running_app(settings, engine, session_factory, Clock())  # type: ignore[arg-type]
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            assert (await client.post("/v1/self-referrals", json=_self_body())).status_code == 201
-            for _ in range(100):
-                [ack] = await messages(session, kind="acknowledgement")
-                if ack.status == "sink":
-                    break
-                await asyncio.sleep(0.05)
-    assert ack.status == "sink"

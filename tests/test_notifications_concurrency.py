@@ -158,3 +158,33 @@ async def test_frontdoor_worker_delivers_and_stops_on_sigterm(scratch_settings: 
         assert process.returncode == 0, stderr.decode()[-2000:]
     finally:
         await engine.dispose()
+
+
+async def test_serve_on_the_embedded_default_delivers_in_process(scratch_settings: Settings):
+    """The app's lifespan runs the delivery worker (here forced on): a self-referral's
+    acknowledgement reaches the local sink without any other process."""
+    import httpx
+
+    from app.main import create_app
+    from tests.factories import self_referral_body
+
+    settings = scratch_settings.model_copy(
+        update={"run_worker_in_process": True, "worker_poll_seconds": 0.05}
+    )
+    app = create_app(settings)
+    body = self_referral_body(age=16)
+    body["person"]["email"] = "sam@example.com"
+    status = None
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.post("/v1/self-referrals", json=body)).status_code == 201
+        for _ in range(100):
+            async with app.state.session_factory() as session:
+                status = await session.scalar(
+                    select(Notification.status).where(Notification.kind == "acknowledgement")
+                )
+            if status == "sink":
+                break
+            await asyncio.sleep(0.05)
+    assert status == "sink"

@@ -29,6 +29,7 @@ from app.schemas.referral import DecisionRead, PhoneReferralCreate
 from app.security import Actor, Role
 from app.services import audit
 from app.services.intake import check_site, facts_from, submit_referral
+from app.services.notifications import list_notifications, mask_recipient
 from app.services.person_search import PersonQuery, find_people, open_cases_for
 from app.services.queues import queue_overview
 from app.services.referral_views import referral_view
@@ -797,6 +798,13 @@ async def referral_page(
             "open_urgent": _open_urgent,
             "person_link": view.referral.person_link,
             "staff_names": view.staff_names,
+            # Admins see every message about the referral ("what would have been sent").
+            "messages": (
+                await list_notifications(session, referral_id=view.referral.id, limit=50)
+                if actor.role == Role.ADMIN
+                else None
+            ),
+            "mask_recipient": mask_recipient,
         },
     )
 

@@ -76,3 +76,31 @@ def test_the_console_shows_where_they_were_signposted(
     expect(first).to_contain_text("Cambridgeshire and Peterborough")
     expect(page.locator("#signposting")).to_contain_text("Childline")
     check_page(page, "console-referral-signposted")
+
+
+def test_an_admin_sees_the_messages_of_a_referral(
+    page: Page, live_server: str, staff_token: Any
+) -> None:
+    body = {
+        "person": {"date_of_birth": years_ago(16, days=10).isoformat(), "postcode": "NR2 4AB",
+                   "email": "young.person@example.com"},
+        "risk": {"immediate_danger": False, "suicidal": "none", "self_harm": "none",
+                 "harm_to_others": "none", "safeguarding_concern": False},
+        "consent": {"to_referral": True, "parent_carer_aware": True},
+    }  # fmt: skip
+    created = httpx.post(f"{live_server}/v1/self-referrals", json=body, timeout=10)
+    assert created.status_code == 201, created.text
+    reference = created.json()["reference"]
+
+    _sign_in(page, staff_token("admin", name="Ada Admin"))
+    page.get_by_label("Referral reference").fill(reference)
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("heading", name="Messages")).to_be_visible()
+    table = page.locator("#messages")
+    expect(table).to_contain_text("Acknowledgement by email")
+    expect(table).to_contain_text("y***@example.com")
+    assert "young.person@example.com" not in table.inner_text()
+    page.get_by_text("What the acknowledgement says").click()
+    acknowledgement = page.locator("details", has_text="What the acknowledgement says")
+    expect(acknowledgement).to_contain_text(reference)
+    check_page(page, "console-referral-messages")
