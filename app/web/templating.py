@@ -100,6 +100,7 @@ def hours_text(hours: float | None) -> str:
 
 FIELD_LABELS = {
     "nhs_number": "NHS number",
+    "claimed_nhs_number": "the NHS number given on the form",
     "family_name": "last name",
     "given_name": "first name",
     "date_of_birth": "date of birth",
