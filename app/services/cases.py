@@ -61,7 +61,7 @@ from app.models.case import (
 )
 from app.security import Actor
 from app.services import audit
-from app.services.case_events import append_event
+from app.services.case_events import append_event, record_referral
 from app.services.staff import as_actor, ensure_can_hold, ensure_can_support
 from app.triage import Decision, Ruleset
 from app.triage.decision import URGENCY_RANK, RouteKind, UrgencyCode
@@ -750,8 +750,6 @@ async def record_referral_on_case(
 ) -> None:
     """The timeline event and audit row of a referral opening or joining ``case``; a join that
     raised the urgency also records the change in ``case_urgency_changes``."""
-    from app.services.case_events import record_referral
-
     await record_referral(session, case, referral, decision, joined=joined, now=now)
     change = session.info.get(_JOIN_CHANGES_KEY, {}).pop(case.id, JoinChange()) if joined else None
     details: dict[str, Any] = {
