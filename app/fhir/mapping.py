@@ -17,6 +17,7 @@ Bundle, 422 when it is valid FHIR but not a referral we can take.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -298,7 +299,7 @@ def _parse(raw: Any) -> _Message:
         if resource_type not in SUPPORTED_RESOURCE_TYPES:
             raise FhirError(
                 422,
-                f"A referral message cannot hold a {resource_type}; it may hold "
+                f"A referral message cannot hold a {_type_name(resource_type)}; it may hold "
                 f"{', '.join(sorted(SUPPORTED_RESOURCE_TYPES))}.",
                 code="not-supported",
                 expression=f"Bundle.entry[{index}].resource",
@@ -340,6 +341,11 @@ def _parse(raw: Any) -> _Message:
     return _Message(parsed, by_reference)
 
 
+def _type_name(resource_type: str) -> str:
+    """A resource type as the sender wrote it, if it looks like one (nothing else is echoed)."""
+    return resource_type if re.fullmatch(r"[A-Z][A-Za-z]{1,63}", resource_type) else "resource"
+
+
 def _relative(reference: str) -> str:
     """``https://host/fhir/Patient/1`` → ``Patient/1`` (a full URL to a resource in the Bundle)."""
     parts = reference.rstrip("/").split("/")
@@ -359,7 +365,12 @@ def _element(error: Any, types: Sequence[str]) -> str:
 def _path(parts: Iterable[Any]) -> str:
     out = ""
     for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            # An element name the sender made up is echoed only if it looks like one.
+            name = str(part)
+            out += f".{name}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name) else ".*"
     return out
 
 

@@ -85,7 +85,7 @@ async def read_questionnaire(questionnaire_id: str) -> Response:
     if questionnaire_id != QUESTIONNAIRE_ID:
         raise FhirError(
             404,
-            f"There is no Questionnaire {questionnaire_id!r}; ours is {QUESTIONNAIRE_ID}.",
+            f"There is no such Questionnaire; ours is {QUESTIONNAIRE_ID}.",
             code="not-found",
         )
     return fhir_response(questionnaire_resource())
