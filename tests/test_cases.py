@@ -818,3 +818,12 @@ async def test_supporters_are_known_staff_who_work_with_cases(
     assert response.status_code == status, response.text
     if status == 422:
         assert [e["field"] for e in response.json()["errors"]] == ["worker_id"]
+
+
+def test_every_close_outcome_fits_its_column():
+    """PostgreSQL refuses a value longer than the column: a case could not be closed with it."""
+    from app.models import Case
+    from app.models.case import CaseOutcome
+
+    length = Case.__table__.c.outcome.type.length
+    assert [o.value for o in CaseOutcome if len(o.value) > length] == []

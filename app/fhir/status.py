@@ -48,7 +48,7 @@ CLOSED_OUTCOME_TEXT = {
     "signposted": "Closed: signposted to other support",
     "adult_handover": "Closed: handed over to adult mental health services",
     "moved_to_adult_services": "Closed: moved to adult services",
-    "transferred_to_specialist_service": "Closed: transferred to a specialist service",
+    "transferred_to_specialist": "Closed: transferred to a specialist service",
     "moved_out_of_area": "Closed: moved out of the area",
     "declined": "Closed: support was declined",
     "not_contactable": "Closed: we could not make contact",

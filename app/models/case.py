@@ -52,7 +52,8 @@ class CaseOutcome(StrEnum):
     # Clinical review: a warm handover to adult mental health services.
     ADULT_HANDOVER = "adult_handover"
     MOVED_TO_ADULT_SERVICES = "moved_to_adult_services"
-    TRANSFERRED_TO_SPECIALIST_SERVICE = "transferred_to_specialist_service"
+    # Fits cases.outcome (String(32)); the longer "…_service" never could be stored.
+    TRANSFERRED_TO_SPECIALIST = "transferred_to_specialist"
     MOVED_OUT_OF_AREA = "moved_out_of_area"
     DECLINED = "declined"
     NOT_CONTACTABLE = "not_contactable"

@@ -27,7 +27,7 @@ OUTCOMES = (
     "signposted",
     "adult_handover",
     "moved_to_adult_services",
-    "transferred_to_specialist_service",
+    "transferred_to_specialist",
     "moved_out_of_area",
     "declined",
     "not_contactable",
