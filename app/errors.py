@@ -17,7 +17,7 @@ import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import (
     DataError,
     DBAPIError,
@@ -133,7 +133,7 @@ class ProblemRenderer(Protocol):
         detail: str,
         errors: list[dict[str, Any]] | None,
         headers: dict[str, str] | None,
-    ) -> JSONResponse: ...
+    ) -> Response: ...
 
 
 # Paths whose errors are answered in another format (the FHIR API: OperationOutcome), by prefix.
@@ -156,7 +156,7 @@ def problem(
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
-) -> JSONResponse:
+) -> Response:
     for prefix, render in _PATH_RENDERERS.items():
         if request.url.path.startswith(prefix):
             return render(
@@ -168,6 +168,30 @@ def problem(
                 errors=errors,
                 headers=headers,
             )
+    return problem_json(
+        request,
+        status=status,
+        type_=type_,
+        title=title,
+        detail=detail,
+        errors=errors,
+        headers=headers,
+        extra=extra,
+    )
+
+
+def problem_json(
+    request: Request,
+    *,
+    status: int,
+    type_: str,
+    title: str,
+    detail: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response:
+    """The problem JSON body itself (RFC 9457), whatever the path."""
     body: dict[str, Any] = {
         "type": type_,
         "code": type_,
@@ -327,7 +351,7 @@ def _error_types(exc: BaseException) -> str:
     return "<".join(names)
 
 
-def database_unavailable_response(request: Request, exc: BaseException) -> JSONResponse:
+def database_unavailable_response(request: Request, exc: BaseException) -> Response:
     """503 with ``Retry-After``: the database could not be reached or did not answer in time."""
     inner = getattr(exc, "orig", None) or exc.__cause__
     log.error(
@@ -346,7 +370,7 @@ def database_unavailable_response(request: Request, exc: BaseException) -> JSONR
     )
 
 
-def internal_error_response(request: Request, exc: BaseException) -> JSONResponse:
+def internal_error_response(request: Request, exc: BaseException) -> Response:
     """500 for a fault in the service; logged by type and raising line, never its message."""
     frames = traceback.extract_tb(exc.__traceback__)
     where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
@@ -362,7 +386,7 @@ def internal_error_response(request: Request, exc: BaseException) -> JSONRespons
     )
 
 
-def payload_too_large_response(request: Request, max_body_bytes: int | None) -> JSONResponse:
+def payload_too_large_response(request: Request, max_body_bytes: int | None) -> Response:
     """413; the connection is closed, as the rest of the body is left unread."""
     limit = f" ({max_body_bytes} bytes)" if max_body_bytes else ""
     return problem(
@@ -376,7 +400,7 @@ def payload_too_large_response(request: Request, max_body_bytes: int | None) -> 
     )
 
 
-def http_error_response(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+def http_error_response(request: Request, exc: StarletteHTTPException) -> Response:
     if exc.status_code == 413:
         return payload_too_large_response(request, getattr(exc, "max_body_bytes", None))
     type_ = {
@@ -395,7 +419,7 @@ def http_error_response(request: Request, exc: StarletteHTTPException) -> JSONRe
     )
 
 
-def response_for_exception(request: Request, exc: Exception) -> JSONResponse:
+def response_for_exception(request: Request, exc: Exception) -> Response:
     """The one place an exception becomes a response (handlers and the outer middleware)."""
     if isinstance(exc, FrontDoorError):
         return problem(
@@ -440,11 +464,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PoolTimeoutError)
     @app.exception_handler(DisconnectionError)
     @app.exception_handler(OSError)
-    async def _known_error(request: Request, exc: Exception) -> JSONResponse:
+    async def _known_error(request: Request, exc: Exception) -> Response:
         return response_for_exception(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = validation_errors(exc)
         if any(e["type"] == "json_invalid" for e in errors):
             return problem(

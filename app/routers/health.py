@@ -6,7 +6,7 @@ import asyncio
 
 import structlog
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from app.errors import RETRY_AFTER_SECONDS, problem
@@ -37,7 +37,7 @@ async def healthz() -> dict[str, str]:
     summary="The database is reachable and migrations are current",
     responses=errors_for(503),
 )
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(request: Request) -> Response:
     head = request.app.state.migration_head
     retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     try:

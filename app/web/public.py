@@ -20,7 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.content import URGENT_CODES, crisis_block, next_steps
 from app.deps import ClockDep, RulesetDep, SessionDep, SettingsDep
-from app.errors import IdempotencyKeyReused, TooManyRequests, Unprocessable
+from app.errors import (
+    IdempotencyKeyReused,
+    TooManyRequests,
+    Unprocessable,
+    problem_json,
+    render_problems_under,
+)
 from app.models.base import is_uuid
 from app.ratelimit import limit_self_referrals
 from app.schemas.referral import SelfReferralCreate
@@ -279,3 +285,41 @@ async def refer_confirmation(request: Request, settings: SettingsDep, clock: Clo
 async def urgent_help(request: Request) -> Response:
     """Where to get help now: every page links here."""
     return render(request, "urgent_help.html")
+
+
+def render_fault_page(
+    request: Request,
+    *,
+    status: int,
+    type_: str,
+    title: str,
+    detail: str,
+    errors: list[dict[str, Any]] | None,
+    headers: dict[str, str] | None,
+) -> Response:
+    """A fault on a public page is a page, not JSON: crisis contacts first, then that nothing
+    was saved and to try again (a young person in crisis must never meet a bare error).
+    Anything else keeps the problem JSON the pages' own handling never lets through."""
+    if status < 500 and status != 413:
+        return problem_json(
+            request,
+            status=status,
+            type_=type_,
+            title=title,
+            detail=detail,
+            errors=errors,
+            headers=headers,
+        )
+    response = render(
+        request,
+        "fault.html",
+        {"retry": status >= 500, "detail": detail},
+        status_code=status,
+    )
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+for _prefix in ("/refer", "/urgent-help"):
+    render_problems_under(_prefix, render_fault_page)
