@@ -17,7 +17,6 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.authz import can_read_referral
 from app.deps import ActorDep, ClockDep, RulesetDep, SessionDep, SettingsDep
 from app.errors import FrontDoorError, IdempotencyKeyReused, render_problems_under
 from app.fhir.mapping import MappedReferral, map_message, warm_up
@@ -34,7 +33,7 @@ from app.fhir.status import task_state
 from app.fhir.systems import FHIR_BASE_PATH, FHIR_JSON, QUESTIONNAIRE_ID, REFERRAL_REFERENCE
 from app.presenters import decision_output_for
 from app.security import Actor
-from app.services import audit, referrals
+from app.services import referrals
 from app.services.intake import submit_referral
 from app.services.referrals import StoredReferral
 from app.triage import Ruleset
@@ -305,33 +304,9 @@ async def _may_read(
     session: AsyncSession, actor: Actor, stored: StoredReferral, now: datetime, *, by: str
 ) -> bool:
     """Whether the actor may read the referral, with the read (or the refusal) audited."""
-    referral = stored.referral
-    if not can_read_referral(
-        actor,
-        submitted_by_client_id=referral.submitted_by_client_id,
-        submitted_by_ods_code=stored.submitted_by_ods_code,
-    ):
-        await audit.record_refusal(
-            session,
-            actor=actor,
-            action="read",
-            resource_type="referral",
-            resource_id=referral.id,
-            person_id=referral.person_id,
-            now=now,
-        )
-        return False
-    audit.record(
-        session,
-        actor=actor,
-        action="read",
-        resource_type="referral",
-        resource_id=referral.id,
-        person_id=referral.person_id,
-        now=now,
-        details={"by": by, "api": "fhir"},
+    return await referrals.may_read(
+        session, actor, stored, now=now, details={"by": by, "api": "fhir"}
     )
-    return True
 
 
 async def _readable(
