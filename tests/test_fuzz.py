@@ -243,5 +243,9 @@ def test_every_operation_is_fuzzed_and_secured_ones_declare_it():
         "GET /readyz",
         "POST /v1/self-referrals",
         "GET /v1/services",
+        "GET /v1/signposting",
+        "GET /oruk/",
+        "GET /oruk/services",
+        "GET /oruk/services/{service_id}",
     }, public
     assert len(OPERATIONS) >= 10

@@ -115,7 +115,7 @@ async def _locked(session: SessionDep, notification_id: uuid.UUID) -> Notificati
 @router.post(
     "/notifications/{notification_id}/retry",
     response_model=NotificationRead,
-    responses=errors_for(401, 403, 404, 409),
+    responses=errors_for(401, 403, 404, 409, 422),
     summary="Send a failed or cancelled message again (admins)",
 )
 async def retry_notification(
@@ -148,7 +148,7 @@ async def retry_notification(
 @router.post(
     "/notifications/{notification_id}/cancel",
     response_model=NotificationRead,
-    responses=errors_for(401, 403, 404, 409),
+    responses=errors_for(401, 403, 404, 409, 422),
     summary="Stop a pending or failed message from being sent (admins)",
 )
 async def cancel_notification(

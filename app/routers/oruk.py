@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import NotFound
@@ -82,10 +82,12 @@ async def oruk_services(
 
 @router.get(
     "/services/{service_id}",
-    responses=errors_for(404),
+    responses=errors_for(404, 422),
     summary="One service with its organisation, phones, schedules and areas",
 )
-async def oruk_service(request: Request, service_id: str) -> dict[str, Any]:
+async def oruk_service(
+    request: Request, service_id: Annotated[str, Path(max_length=64)]
+) -> dict[str, Any]:
     directory = _directory(request)
     service = directory.service_by_id.get(service_id)
     if service is None:
