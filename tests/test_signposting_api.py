@@ -243,3 +243,18 @@ async def test_the_confirmation_page_lists_the_services(client):
     response = await submit_self(client, self_form())
     page = (await client.get("/refer/confirmation")).text
     assert 'id="signposting"' not in page
+
+
+def test_a_bad_directory_stops_start_up_naming_the_key(settings, tmp_path):
+    from app.main import create_app
+    from app.signposting import SignpostingError
+
+    path = tmp_path / "signposting.yaml"
+    path.write_text(
+        "label: broken\norganizations: [{id: o, name: O, description: D}]\n"
+        "services: [{id: s, organization_id: o, name: S, description: D, areas: [national],"
+        " url: 'https://s.example', maximum_age: nineteen}]\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(SignpostingError, match=r"services\.0\.maximum_age"):
+        create_app(settings.model_copy(update={"signposting_path": path}))
