@@ -124,6 +124,9 @@ def locked_case(attempted: str) -> Any:
         except service.StaleVersion as exc:
             exc.headers = {**(exc.headers or {}), "ETag": etag(exc.current_version)}
             raise
+        except service.VersionRequired as exc:
+            exc.errors = [{"field": "header:If-Match", "message": "required", "type": "missing"}]
+            raise
 
     return Depends(dependency, scope="function")
 

@@ -200,8 +200,7 @@ class VersionRequired(PreconditionRequired):
 
     def __init__(self) -> None:
         super().__init__(
-            "Send If-Match with the case's ETag to change it.",
-            errors=[{"field": "header:If-Match", "message": "required", "type": "missing"}],
+            "Name the version of the case you read (If-Match with its ETag) to change it."
         )
 
 
