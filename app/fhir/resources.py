@@ -35,7 +35,7 @@ from app.fhir.systems import (
 )
 from app.models import Referral
 
-# ServiceRequest.priority by UK Mental Health Triage Scale code (DOMAIN.md "Codes and FHIR").
+# ServiceRequest.priority by UK Mental Health Triage Scale code (docs/domain/fhir-and-codes.md).
 PRIORITY_BY_URGENCY = {
     "A": "stat",
     "B": "asap",
