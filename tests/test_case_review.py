@@ -541,3 +541,54 @@ async def test_openapi_lists_every_status_of_the_new_routes(client, method, path
     if method == "post":
         names = {p["name"] for p in operation.get("parameters", [])}
         assert "If-Match" in names
+
+
+# What a review owes people (docs/domain/signposting-and-messages.md) -----------------------
+
+
+@pytest.mark.parametrize("outcome", ["signpost", "adult_handover", "accept"])
+async def test_a_review_signposts_and_tells_the_referrer_again(
+    client, staff_headers, session, outcome
+):
+    from sqlalchemy import select
+
+    from app.models import Notification, Referral
+
+    body = referral_body(
+        nhs=next(NHS),
+        referrer={"type": "gp", "name": "Dr Example", "email": "surgery@example.org"},
+        **CAMHS_LEAVER,
+    )
+    made = await client.post("/v1/referrals", json=body, headers=staff_headers("call_handler"))
+    assert made.status_code == 201, made.text
+    referral_id, case_id = made.json()["id"], made.json()["case_id"]
+    reviewed = await _act(
+        client,
+        case_id,
+        "review",
+        _headers(staff_headers, "duty_clinician"),
+        {"outcome": outcome, "reason": "Spoke with them and their GP."},
+    )
+    assert reviewed.status_code == 200, reviewed.text
+
+    stored = await session.get(Referral, uuid.UUID(referral_id), populate_existing=True)
+    assert stored is not None
+    if outcome == "accept":
+        assert not stored.signposting
+    else:
+        assert stored.signposting, "a signposted or handed-over young person is given services"
+        ages = [(s["min_age"], s["max_age"]) for s in stored.signposting]
+        assert all((lo is None or lo <= 20) and (hi is None or hi >= 20) for lo, hi in ages)
+    messages = (
+        await session.scalars(
+            select(Notification).where(
+                Notification.referral_id == uuid.UUID(referral_id),
+                Notification.kind == "referrer_outcome",
+            )
+        )
+    ).all()
+    # The first outcome at intake ("awaiting clinical review"), then the review's.
+    assert len(messages) == 2
+    review_message = next(m for m in messages if m.dedupe_key.startswith("referrer_outcome:review"))
+    assert review_message.recipient == "surgery@example.org"
+    assert stored.reference in review_message.personalisation["body"]

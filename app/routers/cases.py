@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body, Depends, Header, Response
+from fastapi import APIRouter, Body, Depends, Header, Request, Response
 
 from app.case_presenters import case_read, contact_read, contact_summary, event_read, waiting_clock
 from app.deps import ClockDep, JsonBody, RulesetDep, SessionDep, StaffDep
@@ -511,6 +511,7 @@ async def review_case(
     body: Annotated[ReviewRequest, Body()],
     work: ReviewWork,
     session: SessionDep,
+    request: Request,
     response: Response,
 ) -> CaseRead:
     await service.review(
@@ -523,6 +524,7 @@ async def review_case(
         reason=body.reason,
         ruleset=work.ruleset,
         now=work.now,
+        signposting=request.app.state.signposting,
     )
     return await _answer(session, work, response)
 

@@ -1462,6 +1462,7 @@ async def review(
     ruleset: Ruleset,
     now: datetime,
     queue_id: str | None = None,
+    signposting: Any = None,
 ) -> None:
     """The clinical-review decision for a case awaiting it (409 otherwise).
 
@@ -1531,3 +1532,15 @@ async def review(
     )
     if target is not None and target.id != from_queue:
         await _move_to_queue(session, ctx, target, actor=actor, now=now, reason=reason)
+    # Signposting for a young person signposted or handed over, and the referrer told again.
+    from app.services.notifications import review_follow_up
+    from app.signposting import default_signposting
+
+    await review_follow_up(
+        session,
+        case,
+        outcome=outcome.value,
+        queue_name=target.name if target is not None else None,
+        directory=signposting or default_signposting(),
+        now=now,
+    )

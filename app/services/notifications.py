@@ -365,3 +365,91 @@ def mask_recipient(recipient: str | None) -> str | None:
         return f"{local[:1]}***@{domain}"
     digits = re.sub(r"\D", "", recipient)
     return f"{digits[:2]}*** ***{digits[-3:]}" if len(digits) >= 5 else "***"
+
+
+# After a clinical review ------------------------------------------------------------------------
+
+# What the referring professional is told when a clinical review decides (no clinical detail).
+_REVIEW_WORDS: dict[str, tuple[str, str]] = {
+    "accept": (
+        "accepted after clinical review",
+        "has been accepted by {queue} after a clinical review of eligibility.",
+    ),
+    "signpost": (
+        "signposted after clinical review",
+        "has been reviewed by a clinician, who "
+        "decided another service is better placed to help. We have given the young "
+        "person the services listed below.",
+    ),
+    "adult_handover": (
+        "handed over to adult services",
+        "has been reviewed by a clinician and "
+        "handed over to adult mental health services (a warm handover).",
+    ),
+}
+
+
+async def review_follow_up(
+    session: AsyncSession,
+    case: Case,
+    *,
+    outcome: str,
+    queue_name: str | None,
+    directory: Any,
+    now: datetime,
+) -> list[Notification]:
+    """What a clinical-review decision owes people, in the review's transaction: a signposted or
+    handed-over young person is given services to turn to (stored on the opening referral, as
+    intake stores them), and a referring professional who left an email is told the outcome
+    again (docs/domain/signposting-and-messages.md)."""
+    from app.models import TriageDecision
+    from app.signposting import signposting_for
+    from app.signposting.matching import query_for_decision
+
+    row = (
+        await session.execute(
+            select(Referral, TriageDecision)
+            .join(TriageDecision, TriageDecision.referral_id == Referral.id)
+            .where(Referral.case_id == case.id, Referral.disposition == "case_opened")
+            .limit(1)
+        )
+    ).first()
+    if row is None:
+        return []
+    referral, decision = row
+    if outcome != "accept" and not referral.signposting:
+        needs = (referral.normalised or {}).get("needs") or []
+        referral.signposting = signposting_for(
+            directory, query_for_decision(decision.output, needs)
+        )
+        referral.signposting_version = directory.version
+    referrer = (referral.normalised or {}).get("referrer") or {}
+    email = referrer.get("email")
+    if referrer.get("type") not in PROFESSIONAL_REFERRERS or not email:
+        return []
+    short, sentence = _REVIEW_WORDS[outcome]
+    sentence = sentence.format(queue=queue_name or "our team")
+    received_on = referral.received_at.astimezone(SERVICE_TIME_ZONE).strftime("%-d %B %Y")
+    services = _services_lines(referral.signposting) if outcome != "accept" else ""
+    body = (
+        f"Your referral received on {received_on} (Front Door reference {referral.reference}) "
+        f"{sentence}"
+        + (f"\n\n{services}" if services else "")
+        + "\n\nPlease quote the reference if you contact us."
+    )
+    message = _new(
+        kind="referrer_outcome",
+        channel="email",
+        dedupe_key=f"referrer_outcome:review:{case.id}",
+        recipient=email,
+        personalisation={
+            "reference": referral.reference,
+            "subject": f"Front Door referral {referral.reference}: {short}",
+            "body": body,
+        },
+        now=now,
+        referral_id=referral.id,
+        case_id=case.id,
+    )
+    session.add(message)
+    return [message]

@@ -838,6 +838,7 @@ class Submitted:
     versions: frozenset[int] | None
     ruleset: Ruleset
     now: datetime
+    signposting: Any = None
 
     def text(self, name: str) -> str:
         return str(self.form.get(name, "")).strip()
@@ -971,6 +972,7 @@ async def _review(s: Submitted) -> None:
         ruleset=s.ruleset,
         now=s.now,
         queue_id=queue_id,
+        signposting=s.signposting,
     )
 
 
@@ -1269,7 +1271,16 @@ async def take_action(
     if ctx is None:
         return _not_found(request, actor)
     from_queue = ctx.case.queue_id
-    submitted = Submitted(session, ctx, actor, form, expected_versions(form), ruleset, now)
+    submitted = Submitted(
+        session,
+        ctx,
+        actor,
+        form,
+        expected_versions(form),
+        ruleset,
+        now,
+        getattr(request.app.state, "signposting", None),
+    )
     values = {k: str(v) for k, v in form.items() if k not in (CSRF_FIELD, "version", "seen_seq")}
     try:
         if page is not None:
