@@ -1199,3 +1199,30 @@ async def test_console_names_the_key_worker(
     await sign_in(client, staff_headers)
     page = await client.get(f"/console/referrals/{created.json()['id']}")
     assert "Key worker: Jamie Worker" in _text(page.text)
+
+
+async def test_the_form_asks_before_texting_and_a_yes_queues_a_text(client, session):
+    from app.models import Notification
+
+    page = await client.get("/refer")
+    assert "Can we send you a text message to say we have your referral?" in page.text
+    response = await submit_self(
+        client, self_form(phone="07700 900983", email="", contact_by_text="yes")
+    )
+    assert response.status_code == 303, response.text
+    messages = (await session.scalars(select(Notification))).all()
+    texts = [m for m in messages if m.kind == "acknowledgement"]
+    assert [(m.channel, m.status) for m in texts] == [("sms", "pending")]
+
+
+async def test_without_a_yes_to_texts_no_text_is_sent(client, session):
+    from app.models import Notification
+
+    response = await submit_self(client, self_form(phone="07700 900984", email=""))
+    assert response.status_code == 303, response.text
+    texts = [
+        m
+        for m in (await session.scalars(select(Notification))).all()
+        if m.kind == "acknowledgement"
+    ]
+    assert [(m.channel, m.status) for m in texts] == [("sms", "not_sent")]

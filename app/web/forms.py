@@ -86,6 +86,7 @@ FIELD_FOR_LOCATION: dict[tuple[str, ...], str] = {
     ("consent", "to_referral"): "referral_agreed",
     ("consent", "to_share"): "consent_share",
     ("consent", "parent_carer_aware"): "parent_carer_aware",
+    ("consent", "contact_by_text"): "contact_by_text",
     ("referrer", "type"): "referrer_type",
     ("person", "send"): "send",
     ("person", "looked_after"): "looked_after",
@@ -143,6 +144,7 @@ CHOICE_MESSAGES: dict[str, str] = {
     "safeguarding_concern": "Select yes if anyone is hurting you or making you feel unsafe",
     "supported": "Select whether there is someone who can support you",
     "consent_share": "Select yes or no, or leave this question blank",
+    "contact_by_text": "Select yes or no, or leave this question blank",
     "referral_agreed": "Select yes, no or I'm not sure, or leave this question blank",
     "parent_carer_aware": "Select an answer, or leave this question blank",
     "send": "Select yes, no or I'm not sure, or leave this question blank",
@@ -202,6 +204,7 @@ MISSING_LABELS: dict[str, str] = {
     "request": "What would you like from us?",
     "setting": "Where would you like to be seen?",
     "consent_share": "Can we share your referral with other services that could help you?",
+    "contact_by_text": "Can we send you a text message to say we have your referral?",
     "referral_agreed": "Does the young person know about this and agree to it?",
     "parent_carer_aware": "Does a parent or carer know you are asking for support?",
     "looked_after": "Are you in care, or have you been adopted?",
@@ -544,6 +547,8 @@ def parse_self_referral(form: FormData) -> ParsedForm[SelfReferralCreate]:
             "to_referral": True if not by_parent else reader.yes_no("referral_agreed"),
             "to_share": to_share,
             "parent_carer_aware": True if by_parent else reader.yes_no("parent_carer_aware"),
+            # Texts only with a yes: nothing clinical is ever sent by text.
+            "contact_by_text": reader.yes_no("contact_by_text"),
         },
     }
     parsed: ParsedForm[SelfReferralCreate] = ParsedForm(values=values, errors=reader.errors)
@@ -639,6 +644,7 @@ SELF_REFERRAL_ORDER = (
     "phone",
     "contact",
     "email",
+    "contact_by_text",
     "needs",
     "reason",
     "immediate_danger",
