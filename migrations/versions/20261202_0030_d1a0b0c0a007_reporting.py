@@ -1,0 +1,23 @@
+"""reporting columns and indexes
+
+Revision ID: d1a0b0c0a007
+Revises: d1a0b0c0a006
+Create Date: 2026-12-02 00:30:00.000000
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+revision: str = "d1a0b0c0a007"
+down_revision: str | None = "d1a0b0c0a006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
