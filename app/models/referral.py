@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.equity import ETHNIC_CATEGORY, GENDER_IDENTITY, sql_in
 from app.models.base import Base, JSONType, new_id
 
 CHANNELS = ("phone", "drop_in", "system", "web")
@@ -39,6 +40,14 @@ class Referral(Base):
         ),
         CheckConstraint(
             "(person_link IS NULL) = (proposed_person_id IS NULL)", name="person_link_has_person"
+        ),
+        CheckConstraint(
+            "gender_code IS NULL OR gender_code IN " + sql_in(GENDER_IDENTITY),
+            name="gender_code_known",
+        ),
+        CheckConstraint(
+            "ethnic_category_code IS NULL OR ethnic_category_code IN " + sql_in(ETHNIC_CATEGORY),
+            name="ethnic_category_code_known",
         ),
         Index("ix_referrals_person_received", "person_id", "received_at"),
         Index("ix_referrals_client_received", "submitted_by_client_id", "received_at"),
@@ -79,6 +88,11 @@ class Referral(Base):
     # change never rewrites what we told them. Null when the decision needed none.
     signposting: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     signposting_version: Mapped[str | None] = mapped_column(String(96))
+    # Equity monitoring, as stated at this referral (docs/domain/equity-data.md): NHS Data
+    # Dictionary GENDER IDENTITY CODE and ETHNIC CATEGORY. NULL is "not recorded", distinct from
+    # the codes for "not stated". Kept per referral, never copied onto the person.
+    gender_code: Mapped[str | None] = mapped_column(String(2))
+    ethnic_category_code: Mapped[str | None] = mapped_column(String(2))
     created_at: Mapped[datetime]
 
 
