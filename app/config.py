@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     sql_echo: bool = False
     # A deployment's own ruleset file; None uses the packaged default (Norfolk & Waveney).
     ruleset_path: Path | None = None
+    # How often each process asks the database which ruleset version is active (at most once
+    # per this many seconds; 0 checks on every request). docs/domain/changing-rules.md
+    ruleset_check_seconds: float = Field(default=2.0, ge=0, le=300)
     # A deployment's own signposting directory (HSDS 3 shaped YAML); None uses the packaged
     # default (app/rulesets/signposting.yaml, illustrative local entries).
     signposting_path: Path | None = None
@@ -110,6 +113,11 @@ class Settings(BaseSettings):
     # Run the delivery worker inside `frontdoor serve`: None (default) means on the embedded
     # SQLite default only; a deployment on PostgreSQL runs `frontdoor worker` instead.
     run_worker_in_process: bool | None = None
+    # Disclosure control on the reports a commissioner reads (docs/domain/reporting.md): a
+    # count from 1 to report_suppress_below - 1 is suppressed (0 is shown; 1 turns it off), and
+    # every other count is rounded to the nearest report_round_to (1 turns rounding off).
+    report_suppress_below: int = Field(default=8, ge=1, le=1000)
+    report_round_to: int = Field(default=5, ge=1, le=100)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True

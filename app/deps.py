@@ -13,6 +13,7 @@ from app.config import Settings
 from app.db import get_session
 from app.errors import Forbidden, Unauthenticated, UnsupportedMediaType
 from app.security import Actor, Role
+from app.services.rulesets import LiveRuleset
 from app.services.staff import StaffRegistry
 from app.triage import Ruleset
 
@@ -35,8 +36,19 @@ async def _clock(request: Request) -> Clock:
     return clock
 
 
-async def _ruleset(request: Request) -> Ruleset:
-    ruleset: Ruleset = request.app.state.ruleset
+async def _ruleset(request: Request, session: SessionDep) -> Ruleset:
+    """The live ruleset (``app.services.rulesets.LiveRuleset``): the database's active version,
+    checked at most every ``FRONTDOOR_RULESET_CHECK_SECONDS`` on the request's own session.
+
+    Resolved once per request (FastAPI caches dependencies), so one request decides, reads and
+    renders with one ruleset throughout, even if a switch lands while it runs.
+    """
+    cached: Ruleset | None = getattr(request.state, "ruleset", None)
+    if cached is not None:
+        return cached
+    live: LiveRuleset = request.app.state.live_ruleset
+    ruleset = await live.for_request(session)
+    request.state.ruleset = ruleset
     return ruleset
 
 

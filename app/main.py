@@ -15,7 +15,7 @@ from app import __version__
 from app.clock import Clock
 from app.config import Settings, get_settings
 from app.db import create_engine, create_session_factory
-from app.errors import install_error_handlers
+from app.errors import Conflict, install_error_handlers
 from app.logs import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.migrate import head_revision
@@ -36,10 +36,11 @@ from app.routers import (
     signposting,
 )
 from app.security import ApiKeyVerifier, StaffTokenVerifier
-from app.services.directory import sync_directory
 from app.services.notifications import MessagePolicy
+from app.services.rulesets import LiveRuleset, bootstrap
 from app.signposting import load_signposting
-from app.triage import load_ruleset
+from app.triage import Ruleset, load_ruleset
+from app.triage.ruleset import DEFAULT_RULESET_PATH
 from app.web import install as install_web
 from app.worker import DeliveryWorker, run_in_process
 
@@ -59,12 +60,34 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+async def _bootstrap_ruleset(app: FastAPI, configured: Ruleset, text: str) -> Ruleset:
+    """Store the configured file and find the version to serve (``rulesets.bootstrap``).
+
+    Replicas starting together on a new database race to write the first activation; the loser
+    sees the winner's on its second attempt.
+    """
+    for attempt in (1, 2):
+        async with app.state.session_factory() as session:
+            try:
+                active = await bootstrap(session, configured, text, app.state.clock.now())
+                await session.commit()
+                return active
+            except Conflict:
+                await session.rollback()
+                if attempt == 2:
+                    raise
+    raise AssertionError("unreachable")
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
     """Build the ASGI app. The engine is created at start-up (lifespan), not at import."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json)
-    # An invalid ruleset stops the service here, with the bad key named.
+    # An invalid ruleset stops the service here, with the bad key named. The file is stored in
+    # the database at start-up; which stored version is live is the database's answer
+    # (app/services/rulesets.py, docs/domain/changing-rules.md).
     ruleset = load_ruleset(settings.ruleset_path)
+    ruleset_text = (settings.ruleset_path or DEFAULT_RULESET_PATH).read_text(encoding="utf-8")
     # So does an invalid signposting directory (docs/domain/signposting-and-messages.md).
     signposting_directory = load_signposting(settings.signposting_path)
 
@@ -76,10 +99,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.engine = engine
         if getattr(app.state, "session_factory", None) is None:
             app.state.session_factory = create_session_factory(engine)
-        async with app.state.session_factory() as session:
-            await sync_directory(session, ruleset, app.state.clock.now())
-            await session.commit()
-        log.info("startup", ruleset_version=ruleset.version, database=engine.dialect.name)
+        active = await _bootstrap_ruleset(app, ruleset, ruleset_text)
+        app.state.live_ruleset.serve(active)
+        app.state.ruleset = active
+        log.info(
+            "startup",
+            ruleset_version=active.version,
+            configured_ruleset_version=ruleset.version,
+            database=engine.dialect.name,
+        )
         if owned:
             freeze_startup_heap()
         # The embedded default delivers its own messages (to the local sink without a Notify
@@ -115,7 +143,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         responses=errors_for(500, 503),
     )
     app.state.settings = settings
+    # The ruleset served until start-up has asked the database; requests use RulesetDep.
     app.state.ruleset = ruleset
+    app.state.live_ruleset = LiveRuleset(ruleset, settings.ruleset_check_seconds)
     app.state.signposting = signposting_directory
     app.state.message_policy = MessagePolicy.from_settings(settings)
     app.state.clock = clock or Clock()

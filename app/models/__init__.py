@@ -3,7 +3,7 @@
 from app.models.audit import AuditEvent
 from app.models.base import Base
 from app.models.case import Case, CaseContact, CaseEvent, CaseSupporter, CaseUrgencyChange
-from app.models.directory import Queue, RulesetRecord
+from app.models.directory import Queue, RulesetActivation, RulesetRecord
 from app.models.notification import Notification
 from app.models.person import Person, PersonChange
 from app.models.ratelimit import RateLimitWindow
@@ -26,6 +26,7 @@ __all__ = [
     "Queue",
     "RateLimitWindow",
     "Referral",
+    "RulesetActivation",
     "RulesetRecord",
     "StaffMember",
     "TriageDecision",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, String
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base
@@ -36,7 +36,13 @@ class Queue(Base):
 
 
 class RulesetRecord(Base):
-    """Every ruleset version that has made decisions, with its full content."""
+    """Every stored ruleset version (published, or loaded at start-up), with its full content.
+
+    A version is derived from the content, so a row never changes: publishing the same content
+    again finds this row. ``source_yaml`` is the text as published (None for versions stored
+    before rulesets were published through the API); ``content`` is what the version hashes and
+    what is loaded. ``first_loaded_at`` is when it was first stored, ``published_by`` by whom.
+    """
 
     __tablename__ = "rulesets"
 
@@ -44,3 +50,23 @@ class RulesetRecord(Base):
     label: Mapped[str] = mapped_column(String(128))
     content: Mapped[dict[str, Any]]
     first_loaded_at: Mapped[datetime]
+    source_yaml: Mapped[str | None] = mapped_column(Text)
+    published_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class RulesetActivation(Base):
+    """One switch of the live ruleset, append-only: the row with the highest ``seq`` names the
+    version every process uses now (docs/domain/changing-rules.md).
+
+    ``seq`` is the previous row's + 1 and the primary key, so two activations racing from the
+    same state cannot both be written: one fails and is retried or refused, and the history
+    stays one chain (each row's ``from_version`` is the previous row's ``to_version``).
+    """
+
+    __tablename__ = "ruleset_activations"
+
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    to_version: Mapped[str] = mapped_column(String(128), ForeignKey("rulesets.version"))
+    from_version: Mapped[str | None] = mapped_column(String(128), ForeignKey("rulesets.version"))
+    activated_by: Mapped[str] = mapped_column(String(200))
+    activated_at: Mapped[datetime]
