@@ -75,6 +75,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     revoke.add_argument("client_id")
     client_sub.add_parser("list", help="list clients (never their keys)")
 
+    rules = sub.add_parser("rules", help="triage rulesets: check, publish, activate, list")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_sub.add_parser("check", help="validate a ruleset file offline (exit 2 if bad)")
+    check.add_argument("file")
+    publish = rules_sub.add_parser(
+        "publish", help="validate and store a ruleset file (not active until activated)"
+    )
+    publish.add_argument("file")
+    publish.add_argument("--label", default=None, help="replaces the file's label (and version)")
+    activate = rules_sub.add_parser(
+        "activate", help="make a stored version live on every process (an older one rolls back)"
+    )
+    activate.add_argument("version")
+    rules_sub.add_parser("list", help="stored versions, the active one marked *")
+
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.command == "serve":
@@ -96,6 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _worker(settings)
     if args.command == "client":
         return asyncio.run(_client(settings, args))
+    if args.command == "rules":
+        if args.rules_command == "check":
+            return _rules_check(args.file)
+        return asyncio.run(_rules(settings, args))
     parser.error("unknown command")
     return 2
 
@@ -262,6 +281,121 @@ async def _client(settings: Settings, args: argparse.Namespace) -> int:
             for client in await session.scalars(select(ApiClient).order_by(ApiClient.created_at)):
                 state = "revoked" if client.revoked_at else "active"
                 print(f"{client.id}\t{client.ods_code}\t{state}\t{client.name}")
+            return 0
+    finally:
+        await engine.dispose()
+
+
+def _read_ruleset_file(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{path}: cannot read the ruleset file ({exc})", file=sys.stderr)
+        return None
+
+
+def _print_ruleset_problems(path: str, exc: Exception) -> None:
+    from app.triage import RulesetError
+
+    problems = exc.problems if isinstance(exc, RulesetError) else [str(exc)]
+    print(f"{path}: not a valid ruleset", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
+def _rules_check(path: str, label: str | None = None) -> int:
+    """Validate a ruleset file exactly as start-up and ``POST /v1/rulesets`` do, offline."""
+    from app.services.rulesets import parse_candidate
+    from app.triage import RulesetError
+
+    text = _read_ruleset_file(path)
+    if text is None:
+        return 2
+    try:
+        ruleset = parse_candidate(text, label=label)
+    except RulesetError as exc:
+        _print_ruleset_problems(path, exc)
+        return 2
+    print(f"{ruleset.version}\tvalid")
+    return 0
+
+
+def _cli_actor() -> Any:
+    """Who runs ``frontdoor rules`` (the audit trail's actor): the operating-system account."""
+    import getpass
+
+    from app.security import Actor
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return Actor(kind="system", id=f"cli:{user}"[:200])
+
+
+async def _rules(settings: Settings, args: argparse.Namespace) -> int:
+    from app.db import create_engine, create_session_factory
+    from app.services import rulesets
+    from app.triage import RulesetError
+
+    actor = _cli_actor()
+    text = None
+    if args.rules_command == "publish":
+        text = _read_ruleset_file(args.file)
+        if text is None:
+            return 2
+    engine = create_engine(settings)
+    try:
+        async with create_session_factory(engine)() as session:
+            now = Clock().now()
+            if args.rules_command == "publish":
+                assert text is not None
+                try:
+                    ruleset, created = await rulesets.publish_ruleset(
+                        session, text, label=args.label, actor_id=actor.id, now=now
+                    )
+                except RulesetError as exc:
+                    _print_ruleset_problems(args.file, exc)
+                    return 2
+                rulesets.audit_publication(session, actor, ruleset, created, now)
+                await session.commit()
+                state = "stored" if created else "already stored"
+                print(f"{ruleset.version}\t{state}")
+                print(f"make it live: frontdoor rules activate {ruleset.version}", file=sys.stderr)
+                return 0
+            if args.rules_command == "activate":
+                try:
+                    activation = await rulesets.activate_ruleset(
+                        session, args.version, actor_id=actor.id, now=now
+                    )
+                except rulesets.RulesetNotFound:
+                    print(
+                        f"no stored ruleset has version {args.version!r} "
+                        "(frontdoor rules list shows them)",
+                        file=sys.stderr,
+                    )
+                    return 1
+                rulesets.audit_activation(session, actor, activation, now)
+                await session.commit()
+                row = activation.row
+                if not activation.changed:
+                    print(f"{row.to_version}\talready active")
+                else:
+                    print(f"{row.to_version}\tactive (was {row.from_version or 'none'})")
+                    print(
+                        f"every process serves it within {settings.ruleset_check_seconds:g} s",
+                        file=sys.stderr,
+                    )
+                return 0
+            versions, _history = await rulesets.list_rulesets(session)
+            for stored in versions:
+                record = stored.record
+                mark = "*" if stored.active else " "
+                print(
+                    f"{mark} {record.version}\t{record.first_loaded_at.isoformat()}\t"
+                    f"{record.published_by or '-'}"
+                )
             return 0
     finally:
         await engine.dispose()
