@@ -32,6 +32,7 @@ from app.routers import (
     persons,
     queues,
     referrals,
+    rulesets,
     self_referrals,
     signposting,
 )
@@ -158,6 +159,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.include_router(module.router)
     for module in (signposting, oruk, notifications):
         app.include_router(module.router)
+    # Stored rulesets: publish, list, activate (after directory's /v1/rulesets/current).
+    app.include_router(rulesets.router)
     # FHIR R4 for referring clinical systems; its errors are OperationOutcomes.
     app.include_router(fhir.router)
     # The public self-referral form, the call-handler console and their static files.

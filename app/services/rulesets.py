@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import structlog
 import yaml
@@ -42,6 +43,9 @@ STARTUP_ACTOR_ID = "system:startup"
 
 MAX_YAML_CHARS = 1_000_000
 """The longest ruleset text accepted (the packaged default is about 20 000 characters)."""
+
+MAX_EXPANDED_VALUES = 50_000
+"""The most keys and values a candidate may expand to (the packaged default has about 300)."""
 
 _CACHE_SIZE = 16
 
@@ -74,9 +78,29 @@ def parse_candidate(yaml_text: str, *, label: str | None = None) -> Ruleset:
         content = yaml.load(yaml_text, Loader=_StrictYamlLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         raise RulesetError(f"not valid YAML: {exc}") from exc
+    _check_expanded_size(content)
     if label is not None and isinstance(content, Mapping):
         content = {**content, "label": label}
     return ruleset_from_content(content)
+
+
+def _check_expanded_size(content: Any) -> None:
+    """Refuse content that expands past ``MAX_EXPANDED_VALUES`` (YAML aliases can make a short
+    text expand exponentially when the version is hashed: the "billion laughs")."""
+    stack = [content]
+    count = 0
+    while stack:
+        value = stack.pop()
+        count += 1
+        if count > MAX_EXPANDED_VALUES:
+            raise RulesetError(
+                f"the ruleset expands to more than {MAX_EXPANDED_VALUES} values "
+                "(check its YAML anchors and aliases)"
+            )
+        if isinstance(value, Mapping):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
 
 
 # Compiled rulesets by version. A version is derived from its content, so the same version
