@@ -9,7 +9,7 @@ returns do.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal, get_args
 
 # NHS Data Dictionary GENDER IDENTITY CODE: the gender identity of a person as stated by the
 # person (MHSDS v5 onwards carries it beside PERSON STATED GENDER CODE).
@@ -48,6 +48,27 @@ ETHNIC_CATEGORY: Final[dict[str, str]] = {
 }
 ETHNIC_NOT_STATED: Final = "Z"
 ETHNIC_NOT_KNOWN: Final = "99"
+
+
+# The same codes as types, for the API's request bodies (OpenAPI shows them as enums).
+GenderCode = Literal["1", "2", "3", "4", "Z", "X"]
+EthnicCategoryCode = Literal[
+    "A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "L", "M", "N", "P", "R", "S", "Z", "99"
+]
+if set(get_args(GenderCode)) != set(GENDER_IDENTITY) or set(get_args(EthnicCategoryCode)) != set(
+    ETHNIC_CATEGORY
+):
+    raise RuntimeError("the equity code types and code lists disagree")
+
+
+def gender_display(code: str | None) -> str | None:
+    """The words for a stored gender identity code (None when not recorded)."""
+    return GENDER_IDENTITY.get(code) if code is not None else None
+
+
+def ethnic_category_display(code: str | None) -> str | None:
+    """The words for a stored ethnic category code (None when not recorded)."""
+    return ETHNIC_CATEGORY.get(code) if code is not None else None
 
 
 def sql_in(codes: dict[str, str]) -> str:

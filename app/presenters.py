@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.equity import ethnic_category_display, gender_display
 from app.models import Case, Referral, TriageDecision
 from app.schemas.directory import LocalityRead, QueueSummary, RulesetRead, ServicesRead
 from app.schemas.person import PersonRead, PersonReferralSummary, PersonSearchRead
 from app.schemas.referral import (
+    CodedRead,
     DecisionRead,
+    EquityRead,
     JoinedRead,
     PersonLinkRead,
     ReferralCodesRead,
@@ -114,6 +117,23 @@ def referral_read(
         person_link=person_link,
         codes=referral_codes(decision),
         signposting=referral.signposting,
+        # Staff only: a referring system never reads equity answers back, not even its own
+        # (docs/domain/equity-data.md).
+        equity=equity_read(referral) if for_staff else None,
+    )
+
+
+def equity_read(referral: Referral) -> EquityRead:
+    """The equity monitoring answers given with a referral, as codes and words."""
+    gender = gender_display(referral.gender_code)
+    ethnic = ethnic_category_display(referral.ethnic_category_code)
+    return EquityRead(
+        gender=CodedRead(code=referral.gender_code, display=gender)
+        if referral.gender_code is not None and gender is not None
+        else None,
+        ethnic_category=CodedRead(code=referral.ethnic_category_code, display=ethnic)
+        if referral.ethnic_category_code is not None and ethnic is not None
+        else None,
     )
 
 

@@ -29,10 +29,14 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from pydantic import ValidationError
 
+from app.equity import ETHNIC_CATEGORY, GENDER_IDENTITY
 from app.fhir.outcome import FhirError, issue
 from app.fhir.questionnaire import QUESTIONS_BY_LINK_ID, Question
 from app.fhir.systems import (
     BARS_MESSAGE_EVENTS,
+    FHIR_GENDER_IDENTITY,
+    GENDER_IDENTITY_CODE,
+    GENDER_IDENTITY_EXTENSION,
     NHS_NUMBER,
     ODS_ORGANIZATION_CODE,
     PATIENT_REFERRAL_SCTID,
@@ -40,6 +44,8 @@ from app.fhir.systems import (
     QUESTIONNAIRE_URL,
     SERVICE_REQUEST_REQUEST_EVENT,
     SNOMED_CT,
+    UKCORE_ETHNIC_CATEGORY_ENGLAND,
+    UKCORE_ETHNIC_CATEGORY_EXTENSION,
     answer_system,
 )
 from app.schemas.referral import SystemReferralCreate
@@ -62,6 +68,31 @@ MAX_ISSUES = 20
 # A QuestionnaireResponse that is still being filled in is not a referral's answers.
 FINAL_RESPONSE_STATUSES = ("completed", "amended")
 DEFAULT_REFERRER_TYPE = "gp"
+# FHIR R4's gender-identity codes in the NHS Data Dictionary GENDER IDENTITY CODE, whose male and
+# female include trans men and trans women (docs/domain/equity-data.md).
+FHIR_GENDER_IDENTITY_CODES = {
+    "male": "1",
+    "female": "2",
+    "transgender-male": "1",
+    "transgender-female": "2",
+    "non-binary": "3",
+    "other": "4",
+    "non-disclose": "Z",
+}
+# For each equity extension: the JSON field, and per code system we read, code → our code.
+EQUITY_EXTENSIONS: dict[str, tuple[str, dict[str, dict[str, str]]]] = {
+    GENDER_IDENTITY_EXTENSION: (
+        "gender",
+        {
+            GENDER_IDENTITY_CODE: {code: code for code in GENDER_IDENTITY},
+            FHIR_GENDER_IDENTITY: FHIR_GENDER_IDENTITY_CODES,
+        },
+    ),
+    UKCORE_ETHNIC_CATEGORY_EXTENSION: (
+        "ethnic_category",
+        {UKCORE_ETHNIC_CATEGORY_ENGLAND: {code: code for code in ETHNIC_CATEGORY}},
+    ),
+}
 
 
 @dataclass(slots=True)
@@ -515,7 +546,55 @@ def _person(patient: Patient, expressions: dict[str, str]) -> dict[str, Any]:
             expressions["person.postcode"] = f"Patient.address[{index}].postalCode"
             break
     _contact(patient.telecom, "Patient", person, "person", expressions)
+    _equity(patient, person, expressions)
     return person
+
+
+def _equity(patient: Patient, person: dict[str, Any], expressions: dict[str, str]) -> None:
+    """Gender identity and ethnic category from the Patient's extensions, if sent.
+
+    ``Patient.gender`` is administrative gender (for record keeping), not the gender the young
+    person identifies with, so it is never read as gender identity. A coding in a system we read
+    with a code that system does not have is refused, naming it; codings only in systems we do
+    not read leave the answer not recorded (an optional answer never blocks a referral).
+    """
+    for index, extension in enumerate(patient.extension or []):
+        known = EQUITY_EXTENSIONS.get(extension.url or "")
+        if known is None:
+            continue
+        json_field, systems = known
+        where = f"Patient.extension[{index}]"
+        concept = extension.valueCodeableConcept
+        if concept is None:
+            raise FhirError(
+                422,
+                f"{where} must carry a valueCodeableConcept.",
+                code="required",
+                expression=f"{where}.valueCodeableConcept",
+            )
+        if json_field in person:
+            raise FhirError(
+                422,
+                f"{where} repeats an extension already given: send it once.",
+                code="invalid",
+                expression=where,
+            )
+        for coding_index, coding in enumerate(concept.coding or []):
+            codes = systems.get(coding.system or "")
+            if codes is None:
+                continue
+            path = f"{where}.valueCodeableConcept.coding[{coding_index}].code"
+            code = codes.get(coding.code or "")
+            if code is None:
+                raise FhirError(
+                    422,
+                    f"{path} is not a code of {coding.system}.",
+                    code="code-invalid",
+                    expression=path,
+                )
+            person[json_field] = code
+            expressions[f"person.{json_field}"] = path
+            break
 
 
 def _identifier(identifiers: Any, system: str, root: str) -> tuple[str, str] | None:

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.equity import EthnicCategoryCode, GenderCode
 from app.schemas.common import (
     AGENCIES_MAX_ITEMS,
     EARLIEST_DATE_OF_BIRTH,
@@ -75,6 +76,19 @@ class PersonIn(StrictModel):
     )
     looked_after: bool | None = Field(
         default=None, description="looked-after or adopted child; null: not said"
+    )
+    # Equity monitoring (docs/domain/equity-data.md): optional, never required, staff-only.
+    gender: GenderCode | None = Field(
+        default=None,
+        description="NHS Data Dictionary GENDER IDENTITY CODE, as the young person states it: "
+        "1 male (including trans man), 2 female (including trans woman), 3 non-binary, "
+        "4 other (not listed), Z not stated (asked, chose not to say), X not known; "
+        "null: not recorded",
+    )
+    ethnic_category: EthnicCategoryCode | None = Field(
+        default=None,
+        description="NHS Data Dictionary ETHNIC CATEGORY (A to S), Z not stated (asked, chose "
+        "not to say), 99 not known; null: not recorded",
     )
 
     @field_validator("date_of_birth")
@@ -310,6 +324,22 @@ class ReferralCodesRead(BaseModel):
     )
 
 
+class CodedRead(BaseModel):
+    code: str
+    display: str
+
+
+class EquityRead(BaseModel):
+    """Equity monitoring answers given with the referral (staff only; null: not recorded)."""
+
+    gender: CodedRead | None = Field(
+        default=None, description="NHS Data Dictionary GENDER IDENTITY CODE and its words"
+    )
+    ethnic_category: CodedRead | None = Field(
+        default=None, description="NHS Data Dictionary ETHNIC CATEGORY and its words"
+    )
+
+
 class ReferralRead(BaseModel):
     id: uuid.UUID
     reference: str
@@ -341,6 +371,11 @@ class ReferralRead(BaseModel):
         default=None,
         description="MHSDS source of referral and clinical response priority type, recorded "
         "at intake (null only for referrals received before codes were recorded)",
+    )
+    equity: EquityRead | None = Field(
+        default=None,
+        description="staff only: gender identity and ethnic category as given with this "
+        "referral; never shown to a referring system, including the one that sent it",
     )
 
 

@@ -129,14 +129,22 @@ def facts_snapshot(facts: ReferralFacts) -> dict[str, Any]:
     return data
 
 
+# Person fields added after idempotency keys were first stored: left out of the fingerprint when
+# not given, so a retry of a request made before they existed still matches its key.
+_LATER_PERSON_FIELDS = ("gender", "ethnic_category")
+
+
 def request_fingerprint(body: AnyReferralCreate) -> str:
     """SHA-256 of the validated body: the same request in any key order or spacing matches."""
-    canonical = orjson.dumps(
-        body.model_dump(
-            mode="json", exclude={"website"} if isinstance(body, SelfReferralCreate) else None
-        ),
-        option=orjson.OPT_SORT_KEYS,
+    data = body.model_dump(
+        mode="json", exclude={"website"} if isinstance(body, SelfReferralCreate) else None
     )
+    person = data.get("person")
+    if isinstance(person, dict):
+        for name in _LATER_PERSON_FIELDS:
+            if person.get(name) is None:
+                person.pop(name, None)
+    canonical = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
 
 
@@ -272,6 +280,10 @@ async def submit_referral(
         incomplete_fields=list(incomplete_fields),
         proposed_person_id=proposed_person_id,
         person_link="proposed" if proposed_person_id is not None else None,
+        # Equity monitoring: on the referral only, never copied onto the person (an unverified
+        # answer must not rewrite a known record; each referral keeps what was said then).
+        gender_code=body.person.gender,
+        ethnic_category_code=body.person.ethnic_category,
         created_at=now,
     )
     _signpost(referral, decision, body.needs, signposting or default_signposting())
