@@ -21,6 +21,7 @@ from app.authz import can_see_queue
 from app.config import Settings
 from app.content import URGENT_CODES
 from app.deps import ClockDep, RulesetDep, SessionDep, SettingsDep, authenticate_staff
+from app.equity import ethnic_category_display, gender_display
 from app.errors import Forbidden, IdempotencyKeyReused, Unauthenticated, Unprocessable
 from app.models import Person, Referral, TriageDecision
 from app.models.base import is_uuid as _is_uuid  # the one shared helper
@@ -40,6 +41,8 @@ from app.triage.decision import UrgencyCode
 from app.web.forms import (
     NEEDS,
     PHONE_REFERRAL_ORDER,
+    STAFF_ETHNIC_OPTIONS,
+    STAFF_GENDER_OPTIONS,
     ParsedForm,
     parse_person_search,
     parse_phone_referral,
@@ -398,6 +401,8 @@ def _referral_form(
             "errors": errors,
             "error_summary": ParsedForm(values=values, errors=errors).summary(PHONE_REFERRAL_ORDER),
             "needs": NEEDS,
+            "gender_options": STAFF_GENDER_OPTIONS,
+            "ethnic_options": STAFF_ETHNIC_OPTIONS,
             "decision": decision,
             "meanings": _meanings(ruleset),
         },
@@ -725,6 +730,14 @@ def what_we_were_told(view: ReferralAndDecision) -> dict[str, Any]:
         "share_with": consent.get("share_with") or [],
         "gillick": gillick,
         "incomplete": [INCOMPLETE_WORDS.get(path, humanise(path)) for path in incomplete],
+        # Equity monitoring, from the referral's own columns (staff only; never a referrer).
+        "equity": [
+            ("Gender", gender_display(view.referral.gender_code) or "Not recorded"),
+            (
+                "Ethnic group",
+                ethnic_category_display(view.referral.ethnic_category_code) or "Not recorded",
+            ),
+        ],
     }
 
 

@@ -19,6 +19,7 @@ import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.datastructures import FormData
 
+from app.equity import ETHNIC_CATEGORY, ETHNIC_NOT_STATED, GENDER_NOT_STATED
 from app.schemas.common import NAME_MAX_CHARS, REASON_MAX_CHARS, Name, NhsNumber, Postcode
 from app.schemas.referral import LONDON, PhoneReferralCreate, SelfReferralCreate
 
@@ -63,6 +64,33 @@ SUICIDAL = ("none", "thoughts", "plan", "intent")
 SELF_HARM = ("none", "past", "recent", "current")
 HARM_TO_OTHERS = ("none", "thoughts", "threats", "imminent")
 GILLICK_OUTCOMES = ("competent", "not_competent")
+# Equity monitoring (docs/domain/equity-data.md): NHS Data Dictionary codes → the words on the
+# forms. Optional: blank is "not recorded"; "Prefer not to say" is the code for not stated.
+GENDER_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("2", "Female, including trans girls and trans women"),
+    ("1", "Male, including trans boys and trans men"),
+    ("3", "Non-binary"),
+    ("4", "I describe my gender another way"),
+    (GENDER_NOT_STATED, "Prefer not to say"),
+)
+# The console's lists start with "Not asked" (blank: not recorded), which can be chosen again.
+STAFF_GENDER_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("", "Not asked"),
+    ("2", "Female (including trans woman)"),
+    ("1", "Male (including trans man)"),
+    ("3", "Non-binary"),
+    ("4", "Other (not listed)"),
+    (GENDER_NOT_STATED, "Asked: prefers not to say"),
+)
+ETHNIC_OPTIONS: tuple[tuple[str, str], ...] = (
+    *((code, words) for code, words in ETHNIC_CATEGORY.items() if len(code) == 1 and code != "Z"),
+    (ETHNIC_NOT_STATED, "Prefer not to say"),
+)
+STAFF_ETHNIC_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("", "Not asked"),
+    *ETHNIC_OPTIONS[:-1],
+    (ETHNIC_NOT_STATED, "Asked: prefers not to say"),
+)
 
 # Where a pydantic error (by its location in the body) is shown on the form.
 FIELD_FOR_LOCATION: dict[tuple[str, ...], str] = {
@@ -101,6 +129,8 @@ FIELD_FOR_LOCATION: dict[tuple[str, ...], str] = {
     ("risk", "safeguarding_concern"): "safeguarding_concern",
     ("risk", "supported"): "supported",
     ("preferences", "setting"): "setting",
+    ("person", "gender"): "gender",
+    ("person", "ethnic_category"): "ethnic_category",
 }
 # The other way round: the API field path each form field fills in (``incomplete_fields``).
 FIELD_PATHS: dict[str, tuple[str, ...]] = {
@@ -154,6 +184,8 @@ CHOICE_MESSAGES: dict[str, str] = {
     "setting": "Select where you would like to be seen, or leave this question blank",
     "amhs_threshold": "Select whether the adult mental health services threshold is met",
     "gillick_outcome": "Select the outcome of the Gillick assessment",
+    "gender": "Select an answer about gender from the list, or leave this question blank",
+    "ethnic_category": "Select an ethnic group from the list, or leave this question blank",
 }
 # Text that holds a character the service cannot store (NUL, other control characters).
 UNREADABLE_TEXT = "{label} has a character we cannot store: type it again instead of pasting it"
@@ -211,6 +243,8 @@ MISSING_LABELS: dict[str, str] = {
     "send": "Do you have special educational needs or a disability (SEND)?",
     "camhs_status": "Have you had help from CAMHS before?",
     "camhs_transition": "Moving to adult services",
+    "gender": "What is your gender?",
+    "ethnic_category": "What is your ethnic group?",
     "form": "Some other answers",
 }
 # Where each error key's summary link points (the first input of a group).
@@ -454,6 +488,10 @@ def _person(reader: _Reader, *, required: bool) -> dict[str, Any]:
         "postcode": reader.text("postcode"),
         "phone": reader.text("phone"),
         "email": reader.text("email"),
+        # Optional, never asked for again: blank is not recorded. Passed as given, so an answer
+        # the form does not offer is refused by the API's own model (and named on the form).
+        "gender": reader.text("gender"),
+        "ethnic_category": reader.text("ethnic_category"),
     }
 
 
@@ -655,6 +693,8 @@ SELF_REFERRAL_ORDER = (
     "supported",
     "request",
     "setting",
+    "gender",
+    "ethnic_category",
     "consent_share",
     "form",
 )
@@ -680,6 +720,8 @@ PHONE_REFERRAL_ORDER = (
     "supported",
     "gillick_assessed_by",
     "gillick_date",
+    "gender",
+    "ethnic_category",
     "form",
 )
 

@@ -37,6 +37,8 @@ from app.triage import Ruleset, evaluate
 from app.triage.decision import RouteKind, UrgencyCode
 from app.triage.urgency import NO_CONTACT_ROUTE
 from app.web.forms import (
+    ETHNIC_OPTIONS,
+    GENDER_OPTIONS,
     MISSING_LABELS,
     NEEDS,
     SELF_REFERRAL_ORDER,
@@ -79,7 +81,14 @@ def _form_page(
     return render(
         request,
         FORM_TEMPLATE,
-        {"values": values, "errors": errors, "error_summary": summary, "needs": NEEDS},
+        {
+            "values": values,
+            "errors": errors,
+            "error_summary": summary,
+            "needs": NEEDS,
+            "gender_options": GENDER_OPTIONS,
+            "ethnic_options": ETHNIC_OPTIONS,
+        },
         status_code=status_code,
     )
 
