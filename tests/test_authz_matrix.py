@@ -26,6 +26,7 @@ from app.config import Settings
 from app.main import create_app
 from app.models import Case, Notification
 from app.security import Role
+from app.triage import load_ruleset
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import referral_body, valid_test_nhs_numbers
 
@@ -169,6 +170,17 @@ ROUTES: dict[tuple[str, str], Access] = {
     ),
     ("GET", "/v1/persons"): Access(STAFF, params=lambda w: {"nhs_number": NHS}),
     ("GET", "/v1/rulesets/current"): Access(STAFF),
+    # Stored rulesets (docs/domain/changing-rules.md): admins only. The world's app stored and
+    # activated the packaged default; re-activating it is a no-op, and the JSON body the matrix
+    # sends to the YAML endpoint is an admitted 415.
+    ("GET", "/v1/rulesets"): Access(frozenset({"admin"})),
+    ("POST", "/v1/rulesets"): Access(frozenset({"admin"}), action=True),
+    ("GET", "/v1/rulesets/{version}"): Access(
+        frozenset({"admin"}), path=lambda w: {"version": load_ruleset().version}
+    ),
+    ("POST", "/v1/rulesets/{version}/activate"): Access(
+        frozenset({"admin"}), action=True, path=lambda w: {"version": load_ruleset().version}
+    ),
     ("GET", "/v1/audit"): Access(frozenset({"admin"}), params=lambda w: {"person_id": w.person_id}),
     ("GET", "/v1/queues"): Access(STAFF),
     ("GET", "/v1/queues/{queue_id}/cases"): Access(
