@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from app.clock import Clock
 from app.config import Settings, get_settings
+from app.exports.command import add_export_parser, run_export
 from app.security import Role
 
 
@@ -75,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     revoke.add_argument("client_id")
     client_sub.add_parser("list", help="list clients (never their keys)")
 
+    add_export_parser(sub)
+
     rules = sub.add_parser("rules", help="triage rulesets: check, publish, activate, list")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     check = rules_sub.add_parser("check", help="validate a ruleset file offline (exit 2 if bad)")
@@ -111,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _worker(settings)
     if args.command == "client":
         return asyncio.run(_client(settings, args))
+    if args.command == "export":
+        return run_export(settings, args)
     if args.command == "rules":
         if args.rules_command == "check":
             return _rules_check(args.file)

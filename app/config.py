@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
     # The organisation staff act for, recorded in the audit trail (a token's ``org`` claim wins).
     service_ods_code: str | None = Field(default=None, pattern=r"^[A-Z0-9]{3,10}$")
+    # The MHSDS extract (docs/domain/mhsds-extract.md): the provider's ODS code (OrgIDProvider;
+    # FRONTDOOR_SERVICE_ODS_CODE when unset), and the key of the HMAC-SHA256 that turns a person
+    # id into LocalPatientID. The key is required to export in production; elsewhere it is
+    # derived from the JWT secret (stable for one local database, never a production key).
+    provider_ods: str | None = Field(default=None, pattern=r"^[A-Z0-9]{3,10}$")
+    mhsds_pseudonym_key: SecretStr | None = None
 
     # The public self-referral form (see app/ratelimit.py): per client address and overall, per
     # fixed minute, counted in the database so every worker process and replica shares them.
@@ -157,6 +163,9 @@ class Settings(BaseSettings):
                 problems.append("FRONTDOOR_WEB_SECRET is required in production with RS256")
         if self.web_secret is not None and len(self.web_secret.get_secret_value()) < 32:
             problems.append("FRONTDOOR_WEB_SECRET must be at least 32 characters")
+        key = self.mhsds_pseudonym_key
+        if key is not None and len(key.get_secret_value()) < 32:
+            problems.append("FRONTDOOR_MHSDS_PSEUDONYM_KEY must be at least 32 characters")
         if self.database_url == DEFAULT_DATABASE_URL:
             problems.append("DATABASE_URL must be set explicitly in production")
         if self.sql_echo:

@@ -1,0 +1,1 @@
+"""Extracts of the service's records for national data sets (docs/domain/mhsds-extract.md)."""

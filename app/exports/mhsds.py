@@ -1,0 +1,509 @@
+"""The month's Mental Health Services Data Set (MHSDS) shaped extract: CSV files named and coded
+as MHSDS v6.0 tables (docs/domain/mhsds-extract.md).
+
+    MHS000Header.csv                 the submitting provider and the reporting period
+    MHS101Referral.csv               every referral open at some time in the month
+    MHS102ServiceTypeReferredTo.csv  the team (type) each of those referrals' case is held by
+    MHS201CareContact.csv            every contact recorded as taking place in the month
+    MHS302MHDropInContact.csv        every drop-in received in the month
+    manifest.json                    spec version, month, row counts, sha256 of each file
+
+Streamed: one read-only transaction (a consistent snapshot), rows fetched in batches through a
+server-side cursor and written as they come, so memory stays flat however large the month.
+Files are written into a hidden working folder inside ``--out`` and moved into place only when
+every one is complete; the manifest is written last. A failed run leaves the working folder
+removed and no file that looks complete.
+
+Privacy: a person appears as ``LocalPatientID``, an HMAC-SHA256 of their id under a secret key
+(stable across runs with the same key, meaningless without it). The NHS number is written only
+where the MHSDS table carries it (MHS302) and only when it is a verified one. No name, date of
+birth, postcode, contact detail or free text is read from the database at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+from sqlalchemy import Select, and_, event, or_, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from app.config import Settings
+from app.exports import codes
+from app.models import Case, CaseContact, Person, Queue, Referral, TriageDecision
+from app.triage.age import SERVICE_TIME_ZONE
+
+SPEC: Final = "MHSDS"
+SPEC_VERSION: Final = "6.0"
+PRIMARY_SYSTEM: Final = "FRONTDOOR"
+# Rows fetched from the database per round trip.
+BATCH_ROWS: Final = 5_000
+# LocalPatientID: the first 20 hex characters (80 bits) of the HMAC.
+LOCAL_PATIENT_ID_CHARS: Final = 20
+
+MONTH_PATTERN: Final = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+HEADER_FIELDS: Final = (
+    "DatSetVer",
+    "OrgIDProvider",
+    "OrgIDSubmit",
+    "PrimSystemInUse",
+    "ReportingPeriodStartDate",
+    "ReportingPeriodEndDate",
+    "DateTimeDatSetCreate",
+)
+REFERRAL_FIELDS: Final = (
+    "ServiceRequestID",
+    "LocalPatientID",
+    "OrgIDReferringOrg",
+    "ReferralRequestReceivedDate",
+    "ReferralRequestReceivedTime",
+    "SourceOfReferralMH",
+    "ClinRespPriorityType",
+    "ServDischDate",
+    "ServDischTime",
+)
+SERVICE_TYPE_FIELDS: Final = (
+    "ServiceRequestID",
+    "CareProfTeamLocalID",
+    "ServTeamTypeRefToMH",
+    "ReferClosureDate",
+    "ReferClosureTime",
+)
+CARE_CONTACT_FIELDS: Final = (
+    "CareContactID",
+    "ServiceRequestID",
+    "CareContDate",
+    "CareContTime",
+    "ConsMechanismMH",
+    "AttendStatus",
+)
+DROP_IN_FIELDS: Final = (
+    "MHDropInContactID",
+    "LocalPatientID",
+    "NHSNumber",
+    "CareContactDateMHDropInContact",
+    "StartTimeDropInContact",
+    "ConsMechanismMH",
+    "MHDropInContactServiceType",
+)
+TABLES: Final = {
+    "MHS000Header": HEADER_FIELDS,
+    "MHS101Referral": REFERRAL_FIELDS,
+    "MHS102ServiceTypeReferredTo": SERVICE_TYPE_FIELDS,
+    "MHS201CareContact": CARE_CONTACT_FIELDS,
+    "MHS302MHDropInContact": DROP_IN_FIELDS,
+}
+MANIFEST: Final = "manifest.json"
+
+
+class ExportError(Exception):
+    """The extract cannot be made as asked; the message names what to change (no data)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportingPeriod:
+    """A calendar month on the Europe/London calendar, as UTC instants [start, end)."""
+
+    month: str
+    first_day: date
+    last_day: date
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def parse(cls, month: str) -> ReportingPeriod:
+        match = MONTH_PATTERN.match(month.strip())
+        if match is None:
+            raise ValueError("--month must be a month as YYYY-MM, for example 2026-11")
+        year, number = int(match.group(1)), int(match.group(2))
+        if year < 2000:
+            raise ValueError("--month must be a month as YYYY-MM, for example 2026-11")
+        first = date(year, number, 1)
+        following = date(year + number // 12, number % 12 + 1, 1)
+        return cls(
+            month=f"{year:04d}-{number:02d}",
+            first_day=first,
+            last_day=following - timedelta(days=1),
+            start=_local_midnight(first),
+            end=_local_midnight(following),
+        )
+
+
+def _local_midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=SERVICE_TIME_ZONE).astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportOptions:
+    provider_ods: str
+    pseudonym_key: bytes
+    batch_rows: int = BATCH_ROWS
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    period: ReportingPeriod
+    rows: dict[str, int] = field(default_factory=dict)
+    sha256: dict[str, str] = field(default_factory=dict)
+    generated_at: datetime | None = None
+
+
+class Pseudonymiser:
+    """LocalPatientID for a person id: HMAC-SHA256 under the export key, hex, truncated."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("the pseudonymisation key is too short")
+        self._key = key
+
+    def __call__(self, person_id: uuid.UUID) -> str:
+        digest = hmac.new(self._key, person_id.bytes, hashlib.sha256).hexdigest()
+        return digest[:LOCAL_PATIENT_ID_CHARS].upper()
+
+
+def _local(value: datetime) -> datetime:
+    return value.astimezone(SERVICE_TIME_ZONE)
+
+
+def _date(value: datetime | None) -> str:
+    return "" if value is None else _local(value).date().isoformat()
+
+
+def _time(value: datetime | None) -> str:
+    return "" if value is None else _local(value).strftime("%H:%M:%S")
+
+
+def _until(value: datetime | None, period: ReportingPeriod) -> datetime | None:
+    """A closure as known at the end of the period (a later one is not yet known)."""
+    return value if value is not None and value < period.end else None
+
+
+class _HashingWriter:
+    """A text file that hashes what is written to it (UTF-8), for the manifest."""
+
+    def __init__(self, path: Path) -> None:
+        self._file: TextIO = path.open("w", encoding="utf-8", newline="")
+        self._hash = hashlib.sha256()
+        self._buffer = io.StringIO()
+        self.rows = 0
+        self.csv = csv.writer(self._buffer, lineterminator="\r\n")
+
+    def header(self, fields: Sequence[str]) -> None:
+        self.csv.writerow(fields)
+        self._drain()
+
+    def row(self, values: Sequence[str]) -> None:
+        self.csv.writerow(values)
+        self.rows += 1
+        if self._buffer.tell() > 1 << 16:
+            self._drain()
+
+    def _drain(self) -> None:
+        text = self._buffer.getvalue()
+        if text:
+            self._file.write(text)
+            self._hash.update(text.encode("utf-8"))
+            self._buffer.seek(0)
+            self._buffer.truncate()
+
+    def close(self) -> str:
+        self._drain()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        return self._hash.hexdigest()
+
+    def abandon(self) -> None:
+        self._file.close()
+
+
+def _referral_statement(period: ReportingPeriod) -> Select[Any]:
+    """Every referral open at some time in the period: received before its end and, if it has a
+    case, the case not closed before its start; a signposted referral (no case) is closed when
+    received, so it is open only in the month it came in."""
+    site = Queue.__table__.alias("site")
+    team = Queue.__table__.alias("team")
+    codes_doc = TriageDecision.output["codes"]
+    return (
+        select(
+            Referral.reference,
+            Referral.person_id,
+            Referral.channel,
+            Referral.received_at,
+            Referral.normalised["referrer"]["ods_code"].as_string().label("referrer_ods"),
+            codes_doc["source_of_referral"].as_string().label("source_of_referral"),
+            codes_doc["clinical_response_priority_type"].as_string().label("priority"),
+            Case.queue_id,
+            team.c.kind.label("team_kind"),
+            Case.closed_at,
+            site.c.kind.label("site_kind"),
+            Person.nhs_number,
+        )
+        .join(TriageDecision, TriageDecision.referral_id == Referral.id, isouter=True)
+        .join(Case, Case.id == Referral.case_id, isouter=True)
+        .join(team, team.c.id == Case.queue_id, isouter=True)
+        .join(site, site.c.id == Referral.site_id, isouter=True)
+        .join(Person, Person.id == Referral.person_id)
+        .where(
+            Referral.received_at < period.end,
+            or_(
+                and_(Referral.case_id.is_(None), Referral.received_at >= period.start),
+                and_(
+                    Referral.case_id.is_not(None),
+                    or_(Case.closed_at.is_(None), Case.closed_at >= period.start),
+                ),
+            ),
+        )
+        .order_by(Referral.received_at, Referral.id)
+    )
+
+
+def _contact_statement(period: ReportingPeriod) -> Select[Any]:
+    """Every contact that took place in the period, with the reference of its case's opening
+    referral (the first received; every contact of a case belongs to that service request)."""
+    opening = (
+        select(Referral.reference)
+        .where(Referral.case_id == CaseContact.case_id)
+        .order_by(Referral.received_at, Referral.id)
+        .limit(1)
+        .correlate(CaseContact)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            CaseContact.id,
+            CaseContact.occurred_at,
+            CaseContact.mechanism,
+            CaseContact.attendance,
+            opening.label("service_request"),
+        )
+        .where(CaseContact.occurred_at >= period.start, CaseContact.occurred_at < period.end)
+        .order_by(CaseContact.occurred_at, CaseContact.id)
+    )
+
+
+async def _stream(
+    conn: AsyncConnection, statement: Select[Any], batch_rows: int
+) -> AsyncIterator[Sequence[Any]]:
+    result = await conn.stream(statement.execution_options(yield_per=batch_rows))
+    async for partition in result.partitions():
+        yield partition
+
+
+def _referral_rows(
+    row: Any, period: ReportingPeriod, local_patient_id: Callable[[uuid.UUID], str]
+) -> tuple[list[str], list[str] | None, list[str] | None]:
+    """One referral's MHS101 row, its MHS102 row (when it has a case) and its MHS302 row (a
+    drop-in received in the period)."""
+    patient = local_patient_id(row.person_id)
+    if row.queue_id is None:
+        # Signposted: no service was provided; the referral ended when it was decided.
+        discharged: datetime | None = row.received_at
+    else:
+        discharged = _until(row.closed_at, period)
+    referral = [
+        row.reference,
+        patient,
+        row.referrer_ods or "",
+        _date(row.received_at),
+        _time(row.received_at),
+        row.source_of_referral or "",
+        row.priority or "",
+        _date(discharged),
+        _time(discharged),
+    ]
+    service = None
+    if row.queue_id is not None:
+        closed = _until(row.closed_at, period)
+        service = [
+            row.reference,
+            row.queue_id,
+            codes.team_type(row.team_kind),
+            _date(closed),
+            _time(closed),
+        ]
+    drop_in = None
+    if row.channel == "drop_in" and row.received_at >= period.start:
+        drop_in = [
+            row.reference,
+            patient,
+            row.nhs_number or "",  # verified numbers only: unverified people never hold one
+            _date(row.received_at),
+            _time(row.received_at),
+            codes.DROP_IN_CONSULTATION_MECHANISM,
+            codes.team_type(row.site_kind),
+        ]
+    return referral, service, drop_in
+
+
+async def export_month(
+    engine: AsyncEngine,
+    period: ReportingPeriod,
+    out_dir: Path,
+    options: ExportOptions,
+    *,
+    now: datetime | None = None,
+) -> ExportResult:
+    """Write the period's extract into ``out_dir``; raise ``ExportError`` (nothing left behind
+    that looks complete) when the folder cannot be written."""
+    generated_at = (now or datetime.now(UTC)).astimezone(UTC)
+    local_patient_id = Pseudonymiser(options.pseudonym_key)
+    work = _work_folder(out_dir, period)
+    writers: dict[str, _HashingWriter] = {}
+    result = ExportResult(out_dir=out_dir, period=period, generated_at=generated_at)
+    try:
+        for table, fields in TABLES.items():
+            writers[table] = _HashingWriter(work / f"{table}.csv")
+            writers[table].header(fields)
+        writers["MHS000Header"].row(
+            [
+                SPEC_VERSION,
+                options.provider_ods,
+                options.provider_ods,
+                PRIMARY_SYSTEM,
+                period.first_day.isoformat(),
+                period.last_day.isoformat(),
+                generated_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            ]
+        )
+        async with engine.connect() as conn:
+            await _begin_snapshot(conn)
+            referrals, services, drop_ins = (
+                writers["MHS101Referral"],
+                writers["MHS102ServiceTypeReferredTo"],
+                writers["MHS302MHDropInContact"],
+            )
+            async for batch in _stream(conn, _referral_statement(period), options.batch_rows):
+                for row in batch:
+                    referral, service, drop_in = _referral_rows(row, period, local_patient_id)
+                    referrals.row(referral)
+                    if service is not None:
+                        services.row(service)
+                    if drop_in is not None:
+                        drop_ins.row(drop_in)
+            contacts = writers["MHS201CareContact"]
+            async for batch in _stream(conn, _contact_statement(period), options.batch_rows):
+                for row in batch:
+                    contacts.row(
+                        [
+                            row.id.hex.upper(),
+                            row.service_request or "",
+                            _date(row.occurred_at),
+                            _time(row.occurred_at),
+                            codes.consultation_mechanism(row.mechanism),
+                            codes.attendance_status(row.attendance),
+                        ]
+                    )
+            await conn.rollback()  # read only: nothing to keep
+        for table, writer in writers.items():
+            result.sha256[f"{table}.csv"] = writer.close()
+            result.rows[f"{table}.csv"] = writer.rows
+        writers.clear()
+        _write_manifest(work / MANIFEST, result, options)
+        _move_into_place(work, out_dir)
+    except OSError as exc:
+        raise ExportError(f"cannot write to --out: {exc.strerror or type(exc).__name__}") from exc
+    finally:
+        for writer in writers.values():
+            writer.abandon()
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def _work_folder(out_dir: Path, period: ReportingPeriod) -> Path:
+    """A hidden folder inside ``out_dir`` (same file system, so the final moves are renames)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".mhsds-{period.month}-", dir=out_dir))
+    except OSError as exc:
+        raise ExportError(f"cannot write to --out: {exc.strerror or type(exc).__name__}") from exc
+
+
+def _move_into_place(work: Path, out_dir: Path) -> None:
+    """Every table first, the manifest last: a manifest means every file beside it is whole."""
+    (out_dir / MANIFEST).unlink(missing_ok=True)  # an earlier extract's no longer vouches
+    for table in TABLES:
+        os.replace(work / f"{table}.csv", out_dir / f"{table}.csv")
+    os.replace(work / MANIFEST, out_dir / MANIFEST)
+
+
+async def _begin_snapshot(conn: AsyncConnection) -> None:
+    """One consistent, read-only snapshot for every table of the extract. On PostgreSQL a
+    REPEATABLE READ READ ONLY transaction without the service's per-statement timeout (a month
+    of rows takes longer than a request); on SQLite a deferred read transaction (the export
+    engine's BEGIN), which in WAL mode never blocks the service's writers."""
+    if conn.dialect.name == "postgresql":
+        await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        await conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+
+
+def create_export_engine(settings: Settings) -> AsyncEngine:
+    """The engine the extract reads through: the service's on PostgreSQL; on SQLite one whose
+    transactions are plain deferred BEGINs (the service's take the write lock up front, which a
+    long read must not)."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite":
+        from app.db import create_engine
+
+        return create_engine(settings, pool_size=1, max_overflow=0)
+    engine = create_async_engine(url)
+    busy_ms = round(settings.database_statement_timeout_seconds * 1000)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def _write_manifest(path: Path, result: ExportResult, options: ExportOptions) -> None:
+    period = result.period
+    assert result.generated_at is not None
+    manifest = {
+        "data_set": SPEC,
+        "spec_version": SPEC_VERSION,
+        "month": period.month,
+        "reporting_period_start": period.first_day.isoformat(),
+        "reporting_period_end": period.last_day.isoformat(),
+        "period_complete": result.generated_at >= period.end,
+        "provider_ods": options.provider_ods,
+        "generated_at": result.generated_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "files": {
+            name: {"rows": result.rows[name], "sha256": result.sha256[name]}
+            for name in sorted(result.rows)
+        },
+    }
+    with path.open("w", encoding="utf-8") as handle:
+        json.dump(manifest, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def row_counts_line(result: ExportResult) -> str:
+    """What the CLI reports: counts only, never a row."""
+    counts = ", ".join(f"{name.removesuffix('.csv')} {n}" for name, n in result.rows.items())
+    return f"MHSDS {SPEC_VERSION} extract for {result.period.month}: {counts}"
