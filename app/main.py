@@ -32,6 +32,7 @@ from app.routers import (
     persons,
     queues,
     referrals,
+    ruleset_replay,
     rulesets,
     self_referrals,
     signposting,
@@ -161,6 +162,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.include_router(module.router)
     # Stored rulesets: publish, list, activate (after directory's /v1/rulesets/current).
     app.include_router(rulesets.router)
+    # What-if replay of a stored candidate over past referrals (admins): docs/domain/rule-replay.md.
+    app.include_router(ruleset_replay.router)
     # FHIR R4 for referring clinical systems; its errors are OperationOutcomes.
     app.include_router(fhir.router)
     # The public self-referral form, the call-handler console and their static files.

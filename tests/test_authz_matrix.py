@@ -181,6 +181,12 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("POST", "/v1/rulesets/{version}/activate"): Access(
         frozenset({"admin"}), action=True, path=lambda w: {"version": load_ruleset().version}
     ),
+    # What-if replay (docs/domain/rule-replay.md): admins only; reads, and audits the run.
+    ("POST", "/v1/rulesets/replay"): Access(
+        frozenset({"admin"}),
+        action=True,
+        body=lambda c, w: {"candidate_version": load_ruleset().version},
+    ),
     ("GET", "/v1/audit"): Access(frozenset({"admin"}), params=lambda w: {"person_id": w.person_id}),
     ("GET", "/v1/queues"): Access(STAFF),
     ("GET", "/v1/queues/{queue_id}/cases"): Access(
