@@ -32,6 +32,7 @@ from app.routers import (
     persons,
     queues,
     referrals,
+    reports,
     ruleset_replay,
     rulesets,
     self_referrals,
@@ -164,6 +165,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(rulesets.router)
     # What-if replay of a stored candidate over past referrals (admins): docs/domain/rule-replay.md.
     app.include_router(ruleset_replay.router)
+    # Aggregate reports (team leads, commissioners, admins): docs/domain/reporting.md.
+    app.include_router(reports.router)
     # FHIR R4 for referring clinical systems; its errors are OperationOutcomes.
     app.include_router(fhir.router)
     # The public self-referral form, the call-handler console and their static files.
