@@ -459,9 +459,14 @@ def create_export_engine(settings: Settings) -> AsyncEngine:
     long read must not)."""
     url = make_url(settings.database_url)
     if url.get_backend_name() != "sqlite":
-        from app.db import create_engine
+        from app.db import asyncpg_connect_args, create_engine
 
-        return create_engine(settings, pool_size=1, max_overflow=0)
+        overrides: dict[str, Any] = {"pool_size": 1, "max_overflow": 0}
+        if url.get_dialect().driver == "asyncpg":
+            # No client-side limit per fetch either: the first batch of a month waits for the
+            # whole sort. Connecting keeps the service's timeout.
+            overrides["connect_args"] = {**asyncpg_connect_args(settings), "command_timeout": None}
+        return create_engine(settings, **overrides)
     engine = create_async_engine(url)
     busy_ms = round(settings.database_statement_timeout_seconds * 1000)
 
