@@ -12,6 +12,11 @@
   the key worker, a supporting worker, a team lead of the queue (or a duty clinician on a crisis
   or duty case) records contacts. Every one of these also needs the case to be readable.
 - Admins see every queue and the audit trail.
+- Reports (docs/domain/reporting.md): team leads read aggregate reports of their own queues,
+  admins and commissioners of every queue; a commissioner's counts are disclosure-controlled
+  (small numbers suppressed). A commissioner sees nothing person-level: every other route
+  refuses the role when the token is checked (app/deps.py), and the rules below admit no
+  commissioner either.
 - Any staff role may search people and read referrals (the front door is one service: a call
   handler must find a known young person and their referrals while on the call). Every such
   read is audited, one event per person or referral.
@@ -30,7 +35,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 
-from app.security import STAFF_ROLES, Actor, Role
+from app.security import PERSON_LEVEL_ROLES, Actor, Role
 
 DUTY_QUEUE_KINDS = frozenset({"crisis", "duty"})
 CASE_READER_ROLES = frozenset({Role.PRACTITIONER, Role.DUTY_CLINICIAN, Role.TEAM_LEAD, Role.ADMIN})
@@ -44,7 +49,7 @@ def can_read_referral(
 ) -> bool:
     """May read a referral back: any staff role; a system only its own organisation's."""
     if actor.is_staff:
-        return actor.role in STAFF_ROLES
+        return actor.role in PERSON_LEVEL_ROLES
     if not actor.is_system or submitted_by_client_id is None:
         return False
     if actor.client_id == submitted_by_client_id:
@@ -146,3 +151,23 @@ def can_record_contact_as_supporter(
 def can_list_own_cases(actor: Actor) -> bool:
     """May list the cases they hold or support (``GET /v1/me/cases``): roles that hold cases."""
     return actor.is_staff and actor.role in CASE_READER_ROLES
+
+
+REPORT_ROLES = frozenset({Role.TEAM_LEAD, Role.ADMIN, Role.COMMISSIONER})
+
+
+def can_read_reports(actor: Actor) -> bool:
+    """May read the aggregate reports (``/v1/reports/…``): team leads, admins, commissioners."""
+    return actor.is_staff and actor.role in REPORT_ROLES
+
+
+def report_queues(actor: Actor) -> frozenset[str] | None:
+    """The queues a reader's reports cover: a team lead's own (the token's ``queues`` claim);
+    None (every queue) for admins and commissioners."""
+    return actor.queue_ids if actor.role == Role.TEAM_LEAD else None
+
+
+def reports_disclosure_controlled(actor: Actor) -> bool:
+    """Whether small numbers are suppressed (and counts rounded) for this reader: for
+    commissioners, who see aggregates and never the people behind them."""
+    return actor.role == Role.COMMISSIONER

@@ -57,10 +57,24 @@ ClockDep = Annotated[Clock, Depends(_clock)]
 RulesetDep = Annotated[Ruleset, Depends(_ruleset)]
 
 
-async def authenticate_staff(request: Request, token: str) -> Actor:
+COMMISSIONER_REFUSED = (
+    "A commissioner's token opens the aggregate reports (/v1/reports) only, never a record "
+    "about a person."
+)
+
+
+async def authenticate_staff(
+    request: Request, token: str, *, reports_only_role: bool = False
+) -> Actor:
     """The staff member a bearer token names (401/403 as ``StaffTokenVerifier``), recorded in
-    the ``staff`` table when new or changed (``StaffRegistry``: not a write per request)."""
+    the ``staff`` table when new or changed (``StaffRegistry``: not a write per request).
+
+    A commissioner (aggregate reports only) is refused with 403 unless the caller passes
+    ``reports_only_role=True``: only the report routes do, so every other route, the console
+    included, refuses them by default (docs/domain/reporting.md)."""
     actor: Actor = await request.app.state.token_verifier.authenticate(token)
+    if actor.role == Role.COMMISSIONER and not reports_only_role:
+        raise Forbidden(COMMISSIONER_REFUSED)
     state = request.app.state
     registry: StaffRegistry | None = getattr(state, "staff_registry", None)
     if registry is None:
@@ -75,11 +89,36 @@ async def current_actor(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> Actor:
-    """A signed-in staff member or an authenticated referring system; anyone else is 401."""
+    """A signed-in staff member or an authenticated referring system; anyone else is 401. A
+    commissioner is 403 here (``report_reader`` admits them)."""
+    return await _authenticate(request, session, bearer, api_key, reports_only_role=False)
+
+
+async def report_reader(
+    request: Request,
+    session: SessionDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> Actor:
+    """``current_actor`` for the aggregate reports: a commissioner is admitted too (which
+    roles may read which reports is app/authz.py ``can_read_reports``)."""
+    return await _authenticate(request, session, bearer, api_key, reports_only_role=True)
+
+
+async def _authenticate(
+    request: Request,
+    session: AsyncSession,
+    bearer: HTTPAuthorizationCredentials | None,
+    api_key: str | None,
+    *,
+    reports_only_role: bool,
+) -> Actor:
     if bearer is not None and api_key is not None:
         raise Unauthenticated("Send either a bearer token or an API key, not both.")
     if bearer is not None:
-        actor = await authenticate_staff(request, bearer.credentials)
+        actor = await authenticate_staff(
+            request, bearer.credentials, reports_only_role=reports_only_role
+        )
     elif api_key is not None:
         actor = await request.app.state.api_key_verifier.verify(session, api_key)
     else:
@@ -100,6 +139,7 @@ async def current_staff(actor: Annotated[Actor, Depends(current_actor)]) -> Acto
 
 
 ActorDep = Annotated[Actor, Depends(current_actor)]
+ReportReaderDep = Annotated[Actor, Depends(report_reader)]
 StaffDep = Annotated[Actor, Depends(current_staff)]
 
 

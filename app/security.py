@@ -40,9 +40,15 @@ class Role(StrEnum):
     DUTY_CLINICIAN = "duty_clinician"
     TEAM_LEAD = "team_lead"
     ADMIN = "admin"
+    # Aggregate reports only, for every queue, small numbers suppressed; never a person, a
+    # referral, a case, a queue's worklist or the audit trail (docs/domain/reporting.md).
+    COMMISSIONER = "commissioner"
 
 
 STAFF_ROLES = frozenset(Role)
+# Roles that may see records about a young person (with the object-level rules in app/authz.py).
+# Every route but the reports refuses the others at authentication (app/deps.py).
+PERSON_LEVEL_ROLES = STAFF_ROLES - {Role.COMMISSIONER}
 API_KEY_PREFIX = "fdk"
 # A verified key is remembered (by its SHA-256) so argon2 runs once per key per process,
 # not once per request; the client row, and so revocation, is still read on every request.

@@ -68,10 +68,14 @@ CALLERS = [
     Caller("team_lead_other_queue", Role.TEAM_LEAD, (OTHER_QUEUE,)),
     Caller("team_lead_of_queue", Role.TEAM_LEAD, (TEAM_QUEUE,)),
     Caller("admin", Role.ADMIN),
+    # Aggregate reports only: every route that shows anything about a person refuses it.
+    Caller("commissioner", Role.COMMISSIONER),
     Caller("system_submitter", system="submitter"),
     Caller("system_other_org", system="other_org"),
 ]
-STAFF = frozenset(c.name for c in CALLERS if c.is_staff)
+# Staff who may see person-level records: everyone but the commissioner.
+STAFF = frozenset(c.name for c in CALLERS if c.is_staff and c.role != Role.COMMISSIONER)
+REPORT_READERS = frozenset({"team_lead_other_queue", "team_lead_of_queue", "admin", "commissioner"})
 CASE_READERS = frozenset(
     {"practitioner_in_team", "key_worker", "supporting_worker", "team_lead_of_queue", "admin"}
 )
@@ -236,6 +240,13 @@ ROUTES: dict[tuple[str, str], Access] = {
         {"queue_id": OTHER_QUEUE, "reason": "x"}, QUEUE_MANAGERS
     ),
     ("GET", "/v1/me/cases"): Access(STAFF - {"call_handler"}),
+    # Aggregate reports (docs/domain/reporting.md): team leads (their queues), admins and
+    # commissioners; nothing person-level in them, so a refusal or a report is the same check.
+    ("GET", "/v1/reports/referrals"): Access(REPORT_READERS),
+    ("GET", "/v1/reports/waits"): Access(REPORT_READERS),
+    ("GET", "/v1/reports/waiting-list"): Access(REPORT_READERS),
+    ("GET", "/v1/reports/triage-agreement"): Access(REPORT_READERS),
+    ("GET", "/v1/reports/access"): Access(REPORT_READERS),
 }
 
 

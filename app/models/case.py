@@ -321,6 +321,14 @@ class CaseContact(Base):
         CheckConstraint(sql_in("attendance", ContactAttendance), name="attendance_known"),
         CheckConstraint(sql_in("with_whom", ContactWith), name="with_known"),
         Index("ix_case_contacts_case_id_occurred_at", "case_id", "occurred_at"),
+        # Reports: attended contacts in a date range (the CYP access measures).
+        Index(
+            "ix_case_contacts_attended_occurred_at",
+            "occurred_at",
+            "case_id",
+            postgresql_where=text("attendance = 'attended'"),
+            sqlite_where=text("attendance = 'attended'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.equity import ETHNIC_CATEGORY, GENDER_IDENTITY, sql_in
@@ -51,6 +51,8 @@ class Referral(Base):
         ),
         Index("ix_referrals_person_received", "person_id", "received_at"),
         Index("ix_referrals_client_received", "submitted_by_client_id", "received_at"),
+        # Reports: every report ranges over the received date.
+        Index("ix_referrals_received_at", "received_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -93,6 +95,14 @@ class Referral(Base):
     # the codes for "not stated". Kept per referral, never copied onto the person.
     gender_code: Mapped[str | None] = mapped_column(String(2))
     ethnic_category_code: Mapped[str | None] = mapped_column(String(2))
+    # Reporting (docs/domain/reporting.md): copied from the triage decision at intake so the
+    # reports group one table in the database. Age in whole years on the received date, the
+    # locality the postcode is served by, the MHSDS source of referral code and the
+    # eligibility rule that decided. NULL when the decision had none.
+    age_years: Mapped[int | None] = mapped_column(SmallInteger)
+    locality_id: Mapped[str | None] = mapped_column(String(64))
+    source_of_referral_code: Mapped[str | None] = mapped_column(String(2))
+    eligibility_rule: Mapped[str | None] = mapped_column(String(48))
     created_at: Mapped[datetime]
 
 

@@ -287,15 +287,14 @@ async def submit_referral(
         created_at=now,
     )
     _signpost(referral, decision, body.needs, signposting or default_signposting())
+    codes = referral_codes(ruleset, referral, decision.urgency.code.value)
+    _record_reporting_fields(referral, decision, codes)
     decision_row = TriageDecision(
         referral_id=referral_id,
         ruleset_version=decision.ruleset_version,
         input_snapshot=facts_snapshot(facts),
         # The MHSDS codes are recorded with the decision, by the same ruleset.
-        output={
-            **decision.to_dict(),
-            "codes": referral_codes(ruleset, referral, decision.urgency.code.value),
-        },
+        output={**decision.to_dict(), "codes": codes},
         eligibility_outcome=decision.eligibility.outcome.value,
         urgency_code=decision.urgency.code.value,
         thrive_grouping=decision.thrive_grouping.value,
@@ -376,6 +375,16 @@ def _signpost(
     )
     referral.signposting = signposting_for(directory, query)
     referral.signposting_version = directory.version
+
+
+def _record_reporting_fields(referral: Referral, decision: Decision, codes: dict[str, str]) -> None:
+    """What the reports group by, copied from the decision onto the referral
+    (docs/domain/reporting.md); the decision's output keeps the same values."""
+    referral.age_years = decision.age_years
+    referral.locality_id = decision.locality_id
+    referral.source_of_referral_code = codes["source_of_referral"]
+    reasons = decision.eligibility.reasons
+    referral.eligibility_rule = reasons[0].rule if reasons else None
 
 
 def referral_codes(ruleset: Ruleset, referral: Referral, urgency_code: str) -> dict[str, str]:
