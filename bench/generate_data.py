@@ -62,6 +62,47 @@ CLOSE_OUTCOMES = (
     "moved_out_of_area",
     "declined",
 )
+# Contacts: how and with whom (weights), how often a young person misses one.
+CONTACT_MECHANISMS = (
+    ("face_to_face", 45),
+    ("telephone", 30),
+    ("video", 15),
+    ("text", 5),
+    ("email", 5),
+)
+CONTACT_WITH = (("young_person", 70), ("parent_carer", 25), ("professional", 5))
+DID_NOT_ATTEND_BEFORE_FIRST = 0.18  # chance of a missed contact before the first attended one
+SECOND_CONTACT = 0.85  # of the cases that got under way (active, on hold or closed after THRIVE)
+MORE_CONTACTS = (0, 1, 2, 3)  # further attended contacts after the second, equally likely
+# First contact after the urgency window times a factor drawn uniformly from this range, so about
+# a quarter of first contacts come after the deadline (a code with no window: a share of the case).
+WAIT_FACTOR = (0.15, 1.35)
+REGRADED = 0.07  # of the cases a key worker held: a clinician re-graded the urgency by one code
+REGRADABLE = ("C", "D", "E")  # never to or from A/B here: those move the case to the crisis queue
+THRIVE_CHANGED = 0.12  # the key worker and young person chose a grouping other than the proposal
+# Equity at intake (NHS Data Dictionary codes; NULL = not asked or not recorded).
+GENDER_CODES = (("1", 41), ("2", 44), ("3", 2), ("4", 1), ("X", 2), ("Z", 4), (None, 6))
+ETHNIC_CATEGORY_CODES = (
+    ("A", 640),
+    ("B", 10),
+    ("C", 55),
+    ("D", 14),
+    ("E", 7),
+    ("F", 12),
+    ("G", 12),
+    ("H", 24),
+    ("J", 14),
+    ("K", 8),
+    ("L", 14),
+    ("M", 10),
+    ("N", 20),
+    ("P", 5),
+    ("R", 7),
+    ("S", 14),
+    ("Z", 50),
+    ("99", 20),
+    (None, 64),
+)
 REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # An odd multiplier scrambles the referral counter into distinct, random-looking references.
 _REFERENCE_MULTIPLIER = 0x9E3779B97F & ((1 << 40) - 1) | 1
@@ -99,6 +140,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "respond_by_at",
         "first_contact_at",
         "first_contact_type",
+        "second_contact_at",
+        "did_not_attend_count",
         "key_worker_id",
         "allocated_at",
         "thrive_grouping_proposed",
@@ -158,8 +201,41 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "data",
         "created_at",
     ),
+    "case_contacts": (
+        "id",
+        "case_id",
+        "occurred_at",
+        "mechanism",
+        "attendance",
+        "with_whom",
+        "contact_type",
+        "recorded_by_id",
+        "recorded_at",
+    ),
+    "case_urgency_changes": (
+        "id",
+        "case_id",
+        "source",
+        "engine_code",
+        "from_code",
+        "to_code",
+        "from_respond_by_at",
+        "to_respond_by_at",
+        "from_queue_id",
+        "to_queue_id",
+        "reason",
+        "changed_by_id",
+        "changed_by_role",
+        "changed_at",
+    ),
 }
 TABLE_ORDER = tuple(COLUMNS)
+# Referral columns of later migrations, loaded when the migrated schema has them (appended to the
+# referral row in this order): equity at intake (d1a0b0c0a006) and what the reports group by,
+# copied from the decision as intake does (d1a0b0c0a007).
+EQUITY_COLUMNS = ("gender_code", "ethnic_category_code")
+REPORTING_COLUMNS = ("age_years", "locality_id", "source_of_referral_code", "eligibility_rule")
+OPTIONAL_REFERRAL_COLUMNS = EQUITY_COLUMNS + REPORTING_COLUMNS
 
 
 @dataclass
@@ -169,6 +245,14 @@ class LoadSummary:
     rows: dict[str, int] = field(default_factory=dict)
     open_cases: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+def people_for_referrals(referrals: int) -> int:
+    """How many people to generate for about ``referrals`` referrals (each person has 1-3,
+    ``REFERRALS_PER_PERSON``: 1.23 on average, so 813,008 people give about 1,000,000)."""
+    total = sum(weight for _, weight in REFERRALS_PER_PERSON)
+    mean = sum(count * weight for count, weight in REFERRALS_PER_PERSON) / total
+    return max(1, round(referrals / mean))
 
 
 def reference_for(counter: int) -> str:
@@ -240,9 +324,16 @@ class _Chunk:
 
 
 def build_chunk(
-    chunk_index: int, start: int, count: int, people: int, seed: int, now_iso: str
+    chunk_index: int,
+    start: int,
+    count: int,
+    people: int,
+    seed: int,
+    now_iso: str,
+    referral_columns: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Build the rows for people ``start`` .. ``start + count - 1`` (runs in a worker process)."""
+    """Build the rows for people ``start`` .. ``start + count - 1`` (runs in a worker process);
+    ``referral_columns``: the ``OPTIONAL_REFERRAL_COLUMNS`` the schema has, filled in that order."""
     from app.services.persons import name_key
     from app.triage import evaluate
     from app.triage.decision import URGENCY_RANK, RouteKind
@@ -256,6 +347,8 @@ def build_chunk(
     counts, weights = zip(*REFERRALS_PER_PERSON, strict=True)
     channels = [channel for channel, _ in DB_CHANNELS]
     channel_weights = [weight for _, weight in DB_CHANNELS]
+    genders, gender_weights = zip(*GENDER_CODES, strict=True)
+    ethnicities, ethnicity_weights = zip(*ETHNIC_CATEGORY_CODES, strict=True)
 
     for index in range(start, start + count):
         who = synth.person(rng, today, nhs_number_for(index))
@@ -268,6 +361,11 @@ def build_chunk(
             earliest + timedelta(seconds=rng.random() * span) for _ in range(n_referrals)
         )
         person_id = _uuid(rng)
+        # Asked once and given the same way on each of the person's referrals.
+        equity = {
+            "gender_code": rng.choices(genders, gender_weights)[0],
+            "ethnic_category_code": rng.choices(ethnicities, ethnicity_weights)[0],
+        }
         open_case: dict[str, Any] | None = None
         cases: list[dict[str, Any]] = []
         for k, received_at in enumerate(received):
@@ -288,23 +386,27 @@ def build_chunk(
             ):
                 open_case = None
             rank = URGENCY_RANK[decision.urgency.code]
+            staff = channel in ("phone", "drop_in")
+            submitted_by = f"staff-{rng.randrange(KEY_WORKERS)}" if staff else None
             if open_case is not None:
                 disposition = "joined_case"
                 if rank < open_case["urgency_rank"]:
-                    open_case["urgency_rank"] = rank
-                    open_case["urgency_code"] = decision.urgency.code.value
-                    open_case["version"] += 1
-                open_case["events"].append((received_at, "referral_joined", None, referral_id))
+                    _raise_on_join(open_case, decision, rank, received_at, submitted_by)
+                open_case["events"].append(
+                    (received_at, "referral_joined", None, {"referral_id": referral_id})
+                )
             elif decision.route.kind is RouteKind.SIGNPOST or decision.route.queue_id is None:
                 disposition = "signposted"
             else:
                 disposition = "case_opened"
                 open_case = _new_case(rng, person_id, decision, rank, received_at, now)
-                open_case["events"].append((received_at, "case_opened", None, referral_id))
+                open_case["events"].append(
+                    (received_at, "case_opened", "waiting", {"referral_id": referral_id})
+                )
                 cases.append(open_case)
             case_id = open_case["id"] if open_case is not None else None
-            staff = channel in ("phone", "drop_in")
             raw = _json(body)
+            referrer_ods = body["referrer"].get("ods_code")
             chunk.add(
                 "referrals",
                 (
@@ -319,12 +421,15 @@ def build_chunk(
                     _ts(received_at),
                     disposition,
                     "staff" if staff else ("system" if channel == "system" else "public"),
-                    f"staff-{rng.randrange(KEY_WORKERS)}" if staff else None,
+                    submitted_by,
                     None,
                     raw,
                     raw,
                     body.get("reason"),
                     _ts(received_at),
+                    *_optional_values(
+                        referral_columns, equity, decision, facts, referrer_ods, ruleset
+                    ),
                 ),
             )
             chunk.add(
@@ -366,8 +471,41 @@ def build_chunk(
             ),
         )
         for case in cases:
-            _finish_case(rng, chunk, case, now)
+            _finish_case(rng, chunk, case, now, ruleset)
     return chunk.result()
+
+
+def _optional_values(
+    columns: tuple[str, ...],
+    equity: dict[str, str | None],
+    decision: Any,
+    facts: Any,
+    referrer_ods_code: str | None,
+    ruleset: Any,
+) -> list[Any]:
+    """The referral's values for the optional columns the schema has (as intake records them)."""
+    values: list[Any] = []
+    for column in columns:
+        if column in equity:
+            values.append(equity[column])
+        elif column == "age_years":
+            values.append(decision.age_years)
+        elif column == "locality_id":
+            values.append(decision.locality_id)
+        elif column == "source_of_referral_code":
+            values.append(
+                ruleset.codes.source_of_referral_for(
+                    channel=facts.channel.value,
+                    referrer_type=facts.referrer_type.value,
+                    referrer_ods_code=referrer_ods_code,
+                )
+            )
+        elif column == "eligibility_rule":
+            reasons = decision.eligibility.reasons
+            values.append(reasons[0].rule if reasons else None)
+        else:
+            raise ValueError(f"no value for referrals.{column}")
+    return values
 
 
 @lru_cache(maxsize=1)
@@ -431,6 +569,7 @@ def _new_case(
         "id": _uuid(rng),
         "person_id": person_id,
         "queue_id": decision.route.queue_id,
+        "engine_code": decision.urgency.code.value,
         "urgency_code": decision.urgency.code.value,
         "urgency_rank": rank,
         "received_at": received_at,
@@ -439,16 +578,111 @@ def _new_case(
         "closed_at": closed_at if closed_at <= now else None,
         "version": 1,
         "events": [],
+        "urgency_changes": [],
     }
 
 
-def _finish_case(rng: random.Random, chunk: _Chunk, case: dict[str, Any], now: datetime) -> None:
-    """Give the case a status consistent with its age, write it and its timeline."""
+def _raise_on_join(
+    case: dict[str, Any], decision: Any, rank: int, at: datetime, by: str | None
+) -> None:
+    """A further referral joined the open case at a more urgent code: the case's urgency rises
+    and its deadline comes earlier, never later (as intake does), and the change is kept."""
+    old_code, old_respond_by = case["urgency_code"], case["respond_by_at"]
+    new_respond_by = decision.urgency.respond_by_at
+    if new_respond_by is not None and (old_respond_by is None or new_respond_by < old_respond_by):
+        case["respond_by_at"] = new_respond_by
+    case["urgency_rank"] = rank
+    case["urgency_code"] = decision.urgency.code.value
+    case["version"] += 1
+    case["urgency_changes"].append(
+        {
+            "source": "referral",
+            "engine_code": decision.urgency.code.value,
+            "from_code": old_code,
+            "to_code": case["urgency_code"],
+            "from_respond_by_at": old_respond_by,
+            "to_respond_by_at": case["respond_by_at"],
+            "reason": None,
+            "changed_by_id": by,
+            "changed_by_role": "call_handler" if by else None,
+            "changed_at": at,
+        }
+    )
+
+
+def _first_contact_wait(rng: random.Random, case: dict[str, Any], elapsed: timedelta) -> timedelta:
+    """How long the young person waited for the first attended contact: the urgency window
+    times a random factor (so some come after the deadline), within the case's life."""
+    respond_by: datetime | None = case["respond_by_at"]
+    if respond_by is None:
+        wait = elapsed * rng.uniform(0.05, 0.3)
+    else:
+        window = respond_by - case["received_at"]
+        if window <= timedelta(0):  # "immediately": within hours
+            wait = timedelta(hours=rng.uniform(0.1, 3.0))
+        else:
+            wait = window * rng.uniform(*WAIT_FACTOR)
+    return min(wait, elapsed * 0.6)
+
+
+def _regrade(rng: random.Random, case: dict[str, Any], at: datetime, by: str, ruleset: Any) -> None:
+    """A clinician re-grades the case by one code (C, D, E only), as ``change_urgency`` does:
+    the deadline follows while the waiting clock runs."""
+    from app.services.cases import regraded_respond_by, respond_within
+    from app.triage.decision import URGENCY_RANK, UrgencyCode
+
+    old = UrgencyCode(case["urgency_code"])
+    position = REGRADABLE.index(old.value)
+    choices = [REGRADABLE[i] for i in (position - 1, position + 1) if 0 <= i < len(REGRADABLE)]
+    new = UrgencyCode(rng.choice(choices))
+    old_respond_by = case["respond_by_at"]
+    case["respond_by_at"] = regraded_respond_by(
+        old_code=old,
+        new_code=new,
+        old_respond_by_at=old_respond_by,
+        received_at=case["received_at"],
+        window=respond_within(ruleset, new),
+        now=at,
+    )
+    case["urgency_code"], case["urgency_rank"] = new.value, URGENCY_RANK[new]
+    raised = URGENCY_RANK[new] < URGENCY_RANK[old]
+    case["urgency_changes"].append(
+        {
+            "source": "regrade",
+            "engine_code": case["engine_code"],
+            "from_code": old.value,
+            "to_code": new.value,
+            "from_respond_by_at": old_respond_by,
+            "to_respond_by_at": case["respond_by_at"],
+            "reason": "Re-graded at clinical triage." if raised else "Lower need than referred.",
+            "changed_by_id": by,
+            "changed_by_role": "practitioner",
+            "changed_at": at,
+        }
+    )
+    case["events"].append(
+        (
+            at,
+            "urgency_raised" if raised else "urgency_lowered",
+            None,
+            {"from_code": old.value, "to_code": new.value, "engine_code": case["engine_code"]},
+        )
+    )
+
+
+def _finish_case(
+    rng: random.Random, chunk: _Chunk, case: dict[str, Any], now: datetime, ruleset: Any
+) -> None:
+    """Give the case a status consistent with its age, its contacts (the first and second
+    attended ones match ``cases.first_contact_at`` and ``second_contact_at``; missed ones are
+    counted), perhaps a re-grade and a THRIVE decision, and write it with its timeline."""
+    from app.triage.decision import ThriveGrouping
+
     received_at: datetime = case["received_at"]
     closed_at: datetime | None = case["closed_at"]
     end = closed_at or now
     elapsed = end - received_at
-    key_worker = allocated_at = first_contact_at = thrive_at = None
+    key_worker = allocated_at = first_contact_at = second_contact_at = thrive_at = None
     thrive = None
     if closed_at is not None:
         status = "closed"
@@ -457,21 +691,97 @@ def _finish_case(rng: random.Random, chunk: _Chunk, case: dict[str, Any], now: d
         days = elapsed.total_seconds() / 86400
         stage = 0 if days < 3 else rng.choices([0, 1, 2, 3, 4], [30, 15, 15, 30, 10])[0]
         status = ("waiting", "allocated", "contacted", "active", "on_hold")[stage]
+    wait = _first_contact_wait(rng, case, elapsed)
+    contacts: list[tuple[datetime, str, str | None]] = []  # (when, attendance, contact type)
     if stage >= 1:
         key_worker = f"staff-{rng.randrange(KEY_WORKERS)}"
-        allocated_at = received_at + elapsed * 0.1
-        case["events"].append((allocated_at, "allocated", None, None))
+        allocated_at = received_at + wait * rng.uniform(0.1, 0.6)
+        case["events"].append((allocated_at, "allocated", "allocated", {}))
+        if case["urgency_code"] in REGRADABLE and rng.random() < REGRADED:
+            _regrade(rng, case, allocated_at + (wait * 0.05), key_worker, ruleset)
+        # Missed appointments before the first attended one (or instead of it, if none came).
+        first_due = received_at + wait if stage >= 2 else end
+        if rng.random() < (DID_NOT_ATTEND_BEFORE_FIRST if stage >= 2 else 0.3):
+            contacts.append(
+                (allocated_at + (first_due - allocated_at) * 0.5, "did_not_attend", None)
+            )
     if stage >= 2:
-        first_contact_at = received_at + elapsed * 0.2
-        case["events"].append((first_contact_at, "first_contact", None, None))
+        first_contact_at = received_at + wait
+        contacts.append((first_contact_at, "attended", "assessment"))
     if stage >= 3:
+        thrive_at = first_contact_at + (end - first_contact_at) * rng.uniform(0.02, 0.15)
         thrive = case["thrive_grouping_proposed"]
-        thrive_at = received_at + elapsed * 0.3
-        case["events"].append((thrive_at, "thrive_confirmed", None, None))
+        if rng.random() < THRIVE_CHANGED:
+            thrive = rng.choice([g.value for g in ThriveGrouping if g.value != thrive])
+        case["events"].append((thrive_at, "thrive_confirmed", "active", {"grouping": thrive}))
+        if rng.random() < SECOND_CONTACT:
+            second_contact_at = first_contact_at + (end - first_contact_at) * rng.uniform(0.2, 0.5)
+            contacts.append((second_contact_at, "attended", None))
+            for _ in range(rng.choice(MORE_CONTACTS)):
+                later = second_contact_at + (end - second_contact_at) * rng.random()
+                attended = rng.random() < 0.9
+                contacts.append((later, "attended" if attended else "did_not_attend", None))
     if closed_at is not None:
-        case["events"].append((closed_at, "closed", None, None))
+        case["events"].append((closed_at, "closed", "closed", {}))
     else:
         chunk.open_cases += 1
+    mechanisms, mechanism_weights = zip(*CONTACT_MECHANISMS, strict=True)
+    whoms, whom_weights = zip(*CONTACT_WITH, strict=True)
+    did_not_attend = 0
+    for at, attendance, contact_type in sorted(contacts, key=lambda c: c[0]):
+        contact_id = _uuid(rng)
+        mechanism = rng.choices(mechanisms, mechanism_weights)[0]
+        with_whom = rng.choices(whoms, whom_weights)[0]
+        did_not_attend += attendance == "did_not_attend"
+        stopped = at == first_contact_at
+        chunk.add(
+            "case_contacts",
+            (
+                contact_id,
+                case["id"],
+                _ts(at),
+                mechanism,
+                attendance,
+                with_whom,
+                contact_type,
+                key_worker,
+                _ts(at + timedelta(minutes=rng.randrange(5, 240))),
+            ),
+        )
+        case["events"].append(
+            (
+                at,
+                "contact_recorded",
+                "contacted" if stopped else None,
+                {
+                    "contact_id": contact_id,
+                    "attendance": attendance,
+                    "mechanism": mechanism,
+                    "with": with_whom,
+                    "stopped_clock": stopped,
+                },
+            )
+        )
+    for change in case["urgency_changes"]:
+        chunk.add(
+            "case_urgency_changes",
+            (
+                _uuid(rng),
+                case["id"],
+                change["source"],
+                change["engine_code"],
+                change["from_code"],
+                change["to_code"],
+                _ts(change["from_respond_by_at"]),
+                _ts(change["to_respond_by_at"]),
+                case["queue_id"],
+                case["queue_id"],
+                change["reason"],
+                change["changed_by_id"],
+                change["changed_by_role"],
+                _ts(change["changed_at"]),
+            ),
+        )
     chunk.add(
         "cases",
         (
@@ -485,6 +795,8 @@ def _finish_case(rng: random.Random, chunk: _Chunk, case: dict[str, Any], now: d
             _ts(case["respond_by_at"]),
             _ts(first_contact_at),
             "assessment" if first_contact_at else None,
+            _ts(second_contact_at),
+            did_not_attend,
             key_worker,
             _ts(allocated_at),
             case["thrive_grouping_proposed"],
@@ -498,21 +810,12 @@ def _finish_case(rng: random.Random, chunk: _Chunk, case: dict[str, Any], now: d
             _ts(end),
         ),
     )
-    statuses = {
-        "case_opened": "waiting",
-        "referral_joined": None,
-        "allocated": "allocated",
-        "first_contact": "contacted",
-        "thrive_confirmed": "active",
-        "closed": "closed",
-    }
     current = None
-    for seq, (at, kind, _reason, referral_id) in enumerate(
+    for seq, (at, kind, to_status, data) in enumerate(
         sorted(case["events"], key=lambda e: e[0]), start=1
     ):
-        to_status = statuses[kind] or current
+        to_status = to_status or current
         actor = None if kind in ("case_opened", "referral_joined") else key_worker
-        data = {"referral_id": str(referral_id)} if referral_id else {}
         chunk.add(
             "case_events",
             (
@@ -547,6 +850,9 @@ async def _copy_chunks(
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
     try:
+        optional = await optional_referral_columns(conn)
+        columns = dict(COLUMNS)
+        columns["referrals"] = COLUMNS["referrals"] + optional
         # Rows are consistent by construction: skip per-row foreign-key triggers.
         await conn.execute("SET session_replication_role = replica")
         n_chunks = math.ceil(people / chunk_size)
@@ -567,6 +873,7 @@ async def _copy_chunks(
                             people,
                             seed,
                             now_iso,
+                            optional,
                         )
                     )
                     next_chunk += 1
@@ -576,7 +883,7 @@ async def _copy_chunks(
                         await conn.copy_to_table(
                             table,
                             source=io.BytesIO(result["copy"][table]),
-                            columns=list(COLUMNS[table]),
+                            columns=list(columns[table]),
                             format="text",
                         )
                     summary.rows[table] = summary.rows.get(table, 0) + result["counts"][table]
@@ -588,6 +895,17 @@ async def _copy_chunks(
                     print(f"  {loaded:>9,} people loaded ({rate:,.0f}/s)", flush=True)
     finally:
         await conn.close()
+
+
+async def optional_referral_columns(conn: asyncpg.Connection) -> tuple[str, ...]:
+    """The ``OPTIONAL_REFERRAL_COLUMNS`` the migrated schema has, in that order."""
+    rows = await conn.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = 'referrals' AND column_name = ANY($1::text[])",
+        list(OPTIONAL_REFERRAL_COLUMNS),
+    )
+    present = {row["column_name"] for row in rows}
+    return tuple(column for column in OPTIONAL_REFERRAL_COLUMNS if column in present)
 
 
 async def _vacuum(dsn: str) -> None:
@@ -640,7 +958,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     harness.add_dsn_argument(parser)
     parser.add_argument("--db", default="frontdoor_bench", help="database to create and fill")
-    parser.add_argument("--people", type=int, default=1_000_000)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--people", type=int, default=None, help="people to load (default 1,000,000)")
+    size.add_argument(
+        "--referrals",
+        type=int,
+        default=None,
+        help="about this many referrals: loads people_for_referrals(N) people "
+        "(1,000,000 referrals: 813,008 people); the exact count is reported",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--jobs", type=int, default=None, help="row-building processes (default: CPU count)"
@@ -651,6 +977,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     harness.add_smoke_argument(parser)
     args = parser.parse_args(argv)
+    if args.referrals is not None:
+        args.people = people_for_referrals(args.referrals)
+    elif args.people is None:
+        args.people = 1_000_000
     if args.smoke:  # 300 people in three chunks, into a database of its own, dropped afterwards
         args.db, args.people, args.chunk_size, args.keep = (
             harness.smoke_database("data"),
@@ -676,6 +1006,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# Cases whose first and second attended contacts and did-not-attend count are not what their
+# contact rows say (the case service keeps them in step; so must the loader).
+CONTACT_MISMATCH = """
+WITH attended AS (
+    SELECT case_id, occurred_at,
+           row_number() OVER (PARTITION BY case_id ORDER BY occurred_at) AS n
+    FROM case_contacts WHERE attendance = 'attended'
+), per_case AS (
+    SELECT c.id, c.first_contact_at, c.second_contact_at, c.did_not_attend_count,
+           (SELECT a.occurred_at FROM attended a WHERE a.case_id = c.id AND a.n = 1) AS first_at,
+           (SELECT a.occurred_at FROM attended a WHERE a.case_id = c.id AND a.n = 2) AS second_at,
+           (SELECT count(*) FROM case_contacts k
+             WHERE k.case_id = c.id AND k.attendance = 'did_not_attend') AS missed
+    FROM cases c
+)
+SELECT count(*) FROM per_case
+WHERE first_contact_at IS DISTINCT FROM first_at
+   OR second_contact_at IS DISTINCT FROM second_at
+   OR did_not_attend_count <> missed
+"""
+
+
 def check_loaded(dsn: str, summary: LoadSummary) -> int:
     """What a loaded database must hold: every table's rows as reported, every person, some
     open cases, and referrals that point at existing people and cases."""
@@ -684,6 +1036,10 @@ def check_loaded(dsn: str, summary: LoadSummary) -> int:
         conn = await asyncpg.connect(dsn)
         try:
             found = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLE_ORDER}
+            found["contacts not matching their case"] = await conn.fetchval(CONTACT_MISMATCH)
+            found["cases with contacts"] = await conn.fetchval(
+                "SELECT count(DISTINCT case_id) FROM case_contacts"
+            )
             found["orphan referrals"] = await conn.fetchval(
                 "SELECT count(*) FROM referrals r LEFT JOIN persons p ON p.id = r.person_id "
                 "LEFT JOIN cases c ON c.id = r.case_id "
@@ -703,6 +1059,13 @@ def check_loaded(dsn: str, summary: LoadSummary) -> int:
         problems.append(f"{found['persons']} people, not {summary.people}")
     if not summary.open_cases:
         problems.append("no open cases")
+    if not found["cases with contacts"]:
+        problems.append("no contacts")
+    if found["contacts not matching their case"]:
+        problems.append(
+            f"{found['contacts not matching their case']} cases whose first or second contact "
+            "or did-not-attend count differs from their contact records"
+        )
     if found["orphan referrals"]:
         problems.append(f"{found['orphan referrals']} referrals without their person or case")
     for problem in problems:
