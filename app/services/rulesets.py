@@ -336,9 +336,6 @@ def audit_activation(
     )
 
 
-STARTUP_ACTOR = Actor(kind="system", id=STARTUP_ACTOR_ID)
-
-
 async def bootstrap(
     session: AsyncSession, configured: Ruleset, yaml_text: str | None, now: datetime
 ) -> Ruleset:
@@ -353,14 +350,13 @@ async def bootstrap(
     The service directory is synced to the version served. The caller commits.
     """
     created = await _store(session, _remember(configured), yaml_text, STARTUP_ACTOR_ID, now)
-    if created:
-        audit_publication(session, STARTUP_ACTOR, configured, True, now)
     current = await active_version(session)
     if current is None or (created and current != configured.version):
+        # Recorded in the activation history (activated_by system:startup) and the log, not the
+        # audit trail, which records what people and referring systems did.
         activation = await activate_ruleset(
             session, configured.version, actor_id=STARTUP_ACTOR_ID, now=now
         )
-        audit_activation(session, STARTUP_ACTOR, activation, now)
         return activation.ruleset
     if current != configured.version:
         log.warning(
