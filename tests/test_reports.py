@@ -521,6 +521,12 @@ async def test_commissioner_waits_over_few_people_are_suppressed(session, known)
     assert web["first_contact_median_days"] is None and web["suppressed"] is True
 
 
+def test_rows_order_numbers_as_numbers_and_unknown_last():
+    groups = [{"weeks_waiting": None}, {"weeks_waiting": 10}, {"weeks_waiting": 4}]
+    ordered = sorted(groups, key=lambda g: reports._sort_key(g, ["weeks_waiting"]))
+    assert [g["weeks_waiting"] for g in ordered] == [4, 10, None]
+
+
 def test_rounding_is_to_the_nearest_five_halves_up():
     assert [reports._round_count(n, 5) for n in (8, 10, 12, 13, 17, 18, 1002)] == [
         10,
@@ -644,6 +650,8 @@ async def test_suppression_threshold_is_configurable(settings):
         ({"from": "2025-05-01", "to": "2025-04-01"}, "from"),
         ({"from": "2025-13-01"}, "from"),
         ({"to": "yesterday"}, "to"),
+        ({"to": "0001-01-01"}, "to"),
+        ({"from": "9999-12-31", "to": "9999-12-31"}, "from"),
     ],
 )
 async def test_bad_parameters_are_422_naming_the_field(client, staff_headers, params, field):

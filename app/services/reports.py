@@ -261,6 +261,11 @@ class ReportScope:
         return cls(queue_ids=authz.report_queues(actor))
 
 
+# Dates a report may name: a period must be computable (a year back, a day on) on both databases.
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2999, 12, 31)
+
+
 def default_start(end: date) -> date:
     """Twelve months ending on ``end``: the day after the same date a year earlier."""
     try:
@@ -279,6 +284,13 @@ def parse_query(
     listing the dimensions this report allows. ``by`` absent is the report's default; ``by=``
     (empty) is one row of totals."""
     spec = SPECS[name]
+    for value, field_name in ((start, "from"), (end, "to")):
+        if value is not None and not EARLIEST_DATE <= value <= LATEST_DATE:
+            raise Unprocessable(
+                f"'{field_name}' must be a date from {EARLIEST_DATE.isoformat()} to "
+                f"{LATEST_DATE.isoformat()}.",
+                field=field_name,
+            )
     end = end or today
     if start is None and spec.dated:
         start = default_start(end)
@@ -409,10 +421,17 @@ async def read_report(
 
 
 def _sort_key(group: dict[str, Any], columns: Sequence[str]) -> tuple[Any, ...]:
-    # The same order on both databases: by each column, unknown (NULL) last.
-    return tuple(
-        (group.get(c) is None, "" if group.get(c) is None else str(group[c])) for c in columns
-    )
+    """The same order on both databases: by each column (numbers as numbers), unknown last."""
+    key: list[tuple[int, float, str]] = []
+    for column in columns:
+        value = group.get(column)
+        if value is None:
+            key.append((1, 0, ""))
+        elif isinstance(value, int | float):
+            key.append((0, value, ""))
+        else:
+            key.append((0, 0, str(value)))
+    return tuple(key)
 
 
 def _round_count(value: int, round_to: int) -> int:
