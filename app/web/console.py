@@ -138,6 +138,8 @@ NAV_ALL = (
 # own cases; team leads also the cases past or near respond-by across their queues.
 NAV_MY_CASES = ("my-cases", "/console/my-cases", "My cases")
 NAV_DUE = ("due", "/console/due", "Breaches and due soon")
+# Admins: the stored rulesets and the what-if replay of a candidate (app/web/rules_console.py).
+NAV_RULES = ("rules", "/console/rules", "Rules")
 
 
 def nav_items(actor: Actor | None) -> tuple[tuple[str, str, str], ...]:
@@ -149,6 +151,8 @@ def nav_items(actor: Actor | None) -> tuple[tuple[str, str, str], ...]:
         items += (NAV_MY_CASES,)
     if actor.has_role(Role.TEAM_LEAD):
         items += (NAV_DUE,)
+    if actor.has_role(Role.ADMIN):
+        items += (NAV_RULES,)
     return items
 
 
