@@ -171,7 +171,7 @@ async def publish_ruleset(
 @router.get(
     "/rulesets/{version}",
     response_model=RulesetStoredRead,
-    responses=errors_for(401, 403, 404),
+    responses=errors_for(401, 403, 404, 422),
     summary="One stored ruleset version: its content and the YAML text as published",
 )
 async def read_ruleset(version: Version, session: SessionDep, actor: AdminDep) -> RulesetStoredRead:
@@ -195,7 +195,7 @@ async def read_ruleset(version: Version, session: SessionDep, actor: AdminDep) -
 @router.post(
     "/rulesets/{version}/activate",
     response_model=RulesetActivated,
-    responses=errors_for(401, 403, 404, 409),
+    responses=errors_for(401, 403, 404, 409, 422),
     summary="Make a stored version live on every process (an older one rolls back)",
 )
 async def activate_ruleset(
