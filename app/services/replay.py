@@ -488,18 +488,48 @@ def _batch_statement(after: uuid.UUID | None, window: ReplayWindow, batch_size: 
     )
 
 
+# PostgreSQL reads each batch straight through the driver: the same statement as
+# ``_batch_statement``, without the per-row result processing (half the read cost, measured in
+# bench/RESULTS.md). Two texts, so the planner always sees a plain range on the primary key.
+_PG_BATCH = """
+SELECT r.id, r.received_at, d.ruleset_version, d.eligibility_outcome, d.urgency_code,
+       d.thrive_grouping, d.queue_id, d.input_snapshot::text
+FROM (SELECT id, received_at FROM referrals {after} ORDER BY id LIMIT $1) AS r
+LEFT JOIN triage_decisions AS d
+  ON d.referral_id = r.id
+ AND ($2::timestamptz IS NULL OR r.received_at >= $2)
+ AND ($3::timestamptz IS NULL OR r.received_at < $3)
+ORDER BY r.id
+"""
+_PG_FIRST = _PG_BATCH.format(after="")
+_PG_NEXT = _PG_BATCH.format(after="WHERE id > $4")
+
+
 async def stored_rows(
     session: AsyncSession,
     window: ReplayWindow,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Any:
-    """Yield batches of ``StoredRow``-shaped tuples for the referrals in ``window``."""
+    """Yield batches of (referral id, received at, ruleset version, eligibility, urgency,
+    THRIVE, queue id, snapshot text) for the referrals in ``window``, ``batch_size`` referrals
+    read per statement, in id order."""
+    connection = await session.connection()
+    driver: Any = None
+    if connection.dialect.name == "postgresql":
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+    lower, upper = window.bounds()
     after: uuid.UUID | None = None
     while True:
-        rows: Sequence[Any] = (
-            await session.execute(_batch_statement(after, window, batch_size))
-        ).all()
+        rows: Sequence[Any]
+        if driver is not None:
+            if after is None:
+                rows = await driver.fetch(_PG_FIRST, batch_size, lower, upper)
+            else:
+                rows = await driver.fetch(_PG_NEXT, batch_size, lower, upper, after)
+        else:
+            rows = (await session.execute(_batch_statement(after, window, batch_size))).all()
         if not rows:
             return
         after = rows[-1][0]
