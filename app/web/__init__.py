@@ -8,7 +8,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from app.web import casework, console, public, rules_console
+from app.web import casework, console, public, reports_console, rules_console
 from app.web.templating import STATIC_DIR
 
 # Static files carry a version in their URLs (templating.static_url), so browsers may keep them:
@@ -29,6 +29,7 @@ def install(app: FastAPI) -> None:
     app.include_router(public.router)
     app.include_router(console.router)
     app.include_router(casework.router)
+    app.include_router(reports_console.router)
     app.include_router(rules_console.router)
     console.install_handlers(app)
     app.mount("/static", _CachedStaticFiles(directory=STATIC_DIR), name="static")

@@ -73,6 +73,11 @@ class SignInRequired(Exception):
         self.reason = reason
 
 
+class ReportsOnly(Exception):
+    """A commissioner on a console page other than the reports: sent to the reports (their
+    sign-in kept), scripts get a 403. Nothing person-level is ever shown to them."""
+
+
 async def console_actor(request: Request) -> Actor:
     """The signed-in member of staff, from the console's sign-in cookie."""
     token = request.cookies.get(STAFF_COOKIE)
@@ -81,7 +86,11 @@ async def console_actor(request: Request) -> Actor:
     try:
         # As the API does: verified, and recorded as staff the service has seen.
         actor = await authenticate_staff(request, token)
-    except (Unauthenticated, Forbidden) as exc:
+    except Forbidden as exc:
+        if await _is_commissioner(request, token):
+            raise ReportsOnly() from exc
+        raise SignInRequired(exc.detail) from exc
+    except Unauthenticated as exc:
         raise SignInRequired(exc.detail) from exc
     if not isinstance(actor, Actor) or not actor.is_staff:
         raise SignInRequired("Only Front Door staff can use the console.")
@@ -90,6 +99,23 @@ async def console_actor(request: Request) -> Actor:
 
 
 ConsoleActor = Annotated[Actor, Depends(console_actor)]
+
+
+async def _is_commissioner(request: Request, token: str) -> bool:
+    try:
+        actor = await request.app.state.token_verifier.authenticate(token)
+    except (Unauthenticated, Forbidden):
+        return False
+    return isinstance(actor, Actor) and actor.role == Role.COMMISSIONER
+
+
+async def _reports_only(request: Request, exc: Exception) -> Response:
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse(
+            {"type": "forbidden", "detail": "Commissioners see the reports only."},
+            status_code=403,
+        )
+    return RedirectResponse("/console/reports", status_code=303)
 
 
 async def _sign_in_required(request: Request, exc: Exception) -> Response:
@@ -110,6 +136,7 @@ async def _sign_in_required(request: Request, exc: Exception) -> Response:
 def install_handlers(app: FastAPI) -> None:
     """Register the console's sign-in redirect (the API's handlers stay JSON)."""
     app.add_exception_handler(SignInRequired, _sign_in_required)
+    app.add_exception_handler(ReportsOnly, _reports_only)
 
 
 def _page(
@@ -138,6 +165,8 @@ NAV_ALL = (
 # own cases; team leads also the cases past or near respond-by across their queues.
 NAV_MY_CASES = ("my-cases", "/console/my-cases", "My cases")
 NAV_DUE = ("due", "/console/due", "Breaches and due soon")
+# Team leads, admins and commissioners read the aggregate reports; commissioners nothing else.
+NAV_REPORTS = ("reports", "/console/reports", "Reports")
 # Admins: the stored rulesets and the what-if replay of a candidate (app/web/rules_console.py).
 NAV_RULES = ("rules", "/console/rules", "Rules")
 
@@ -146,11 +175,15 @@ def nav_items(actor: Actor | None) -> tuple[tuple[str, str, str], ...]:
     """The console's menu for the signed-in member of staff (call handlers: the first three)."""
     if actor is None:
         return ()
+    if actor.role == Role.COMMISSIONER:
+        return (NAV_REPORTS,)
     items: tuple[tuple[str, str, str], ...] = NAV_ALL
     if actor.has_role(Role.PRACTITIONER, Role.DUTY_CLINICIAN, Role.TEAM_LEAD):
         items += (NAV_MY_CASES,)
     if actor.has_role(Role.TEAM_LEAD):
         items += (NAV_DUE,)
+    if actor.has_role(Role.TEAM_LEAD, Role.ADMIN):
+        items += (NAV_REPORTS,)
     if actor.has_role(Role.ADMIN):
         items += (NAV_RULES,)
     return items
@@ -216,7 +249,8 @@ async def sign_in(request: Request, settings: SettingsDep) -> Response:
         return _sign_in(request, settings, {"token": exc.detail}, 422)
     if not isinstance(actor, Actor) or not actor.is_staff:
         return _sign_in(request, settings, {"token": "This token is not for staff"}, 422)
-    response = RedirectResponse("/console", status_code=303)
+    home = "/console/reports" if actor.role == Role.COMMISSIONER else "/console"
+    response = RedirectResponse(home, status_code=303)
     response.set_cookie(STAFF_COOKIE, token, **cookie_options(settings, path=STAFF_COOKIE_PATH))
     return response
 
