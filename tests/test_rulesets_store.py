@@ -397,3 +397,58 @@ def test_rules_check_validates_offline_naming_the_key(tmp_path, capsys):
     assert "routing.crisis_queue_id" in err and "nowhere" in err
     assert cli_main(["rules", "check", str(tmp_path / "missing.yaml")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+async def test_an_activation_racing_another_is_409_and_writes_nothing(
+    session, monkeypatch, client, admin
+):
+    east, _ = await rulesets.publish_ruleset(
+        session, candidate_text(), label=None, actor_id="user-a", now=_now()
+    )
+    await session.commit()
+
+    async def stale(_session: Any) -> None:  # as read just before another activation committed
+        return None
+
+    monkeypatch.setattr(rulesets, "latest_activation", stale)
+    response = await client.post(f"/v1/rulesets/{east.version}/activate", headers=admin)
+    assert response.status_code == 409, response.text
+    assert "try again" in response.json()["detail"]
+    history = (await session.scalars(select(RulesetActivation.to_version))).all()
+    assert history == [DEFAULT.version]
+    assert await session.get(Queue, "crisis-east") is None
+
+
+def test_rules_publish_activate_list_through_the_cli(
+    tmp_path, scratch_database_url, monkeypatch, capsys
+):
+    from app.config import Settings, get_settings
+    from app.migrate import upgrade
+
+    upgrade(Settings(environment="test", database_url=scratch_database_url))
+    monkeypatch.setenv("FRONTDOOR_ENVIRONMENT", "test")
+    monkeypatch.setenv("FRONTDOOR_DATABASE_URL", scratch_database_url)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        candidate = tmp_path / "east.yaml"
+        candidate.write_text(candidate_text())
+        assert cli_main(["rules", "publish", str(candidate)]) == 0
+        version, state = capsys.readouterr().out.split()
+        assert state == "stored" and version.startswith("candidate-east+")
+        assert cli_main(["rules", "publish", str(candidate)]) == 0
+        assert capsys.readouterr().out.split() == [version, "already", "stored"]
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(candidate_text().replace("max_age_years: 25", "max_age_yeers: 25"))
+        assert cli_main(["rules", "publish", str(bad)]) == 2
+        assert "eligibility.max_age_yeers" in capsys.readouterr().err
+        assert cli_main(["rules", "activate", "nope+000000000000"]) == 1
+        assert "nope+000000000000" in capsys.readouterr().err
+        assert cli_main(["rules", "activate", version]) == 0
+        assert f"{version}\tactive (was none)" in capsys.readouterr().out
+        assert cli_main(["rules", "list"]) == 0
+        (line,) = [row for row in capsys.readouterr().out.splitlines() if row.strip()]
+        assert line.startswith(f"* {version}\t")
+        assert line.split("\t")[-1].startswith("cli:")  # who published it
+    finally:
+        get_settings.cache_clear()
