@@ -124,6 +124,22 @@ RESPOND_BY_SORT_EXPRESSION = "coalesce(respond_by_at, '9999-12-31 00:00:00.00000
 OVERVIEW_COLUMNS = ["status", "received_at", "respond_by_at", "first_contact_at"]
 
 
+# The reports' index on cases: the received date, then what the case measures read.
+CASE_REPORT_INDEX_COLUMNS = (
+    "received_at",
+    "queue_id",
+    "status",
+    "respond_by_at",
+    "first_contact_at",
+    "second_contact_at",
+    "closed_at",
+    "thrive_grouping_proposed",
+    "thrive_grouping",
+    "person_id",
+    "id",
+)
+
+
 class Case(Base):
     __tablename__ = "cases"
     __table_args__ = (
@@ -173,6 +189,9 @@ class Case(Base):
             postgresql_where=text(UNALLOCATED_CASE_SQL),
             sqlite_where=text(UNALLOCATED_CASE_SQL),
         ),
+        # Reports (docs/domain/reporting.md): cases by received date with what the case
+        # measures read, so waits and agreement read the index, not the rows.
+        Index("ix_cases_received_at", *CASE_REPORT_INDEX_COLUMNS),
         # At most one open case per person (episodic care joins it instead).
         Index(
             "uq_cases_one_open_per_person",

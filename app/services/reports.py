@@ -51,6 +51,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -71,6 +72,8 @@ CONTACTS = cast(Table, CaseContact.__table__)
 URGENCY_CHANGES = cast(Table, CaseUrgencyChange.__table__)
 
 SECONDS_PER_DAY = 86_400
+# PostgreSQL's work_mem for a report's transaction (see run_report).
+REPORT_WORK_MEM = "64MB"
 # The CYP access measures count young people under this age (on the referral's received date).
 ACCESS_UNDER_AGE = 18
 # Age bands for equity reporting (inclusive years); older is "26_and_over".
@@ -104,6 +107,9 @@ class _Sources:
     # The queue a row belongs to: the routed queue for referral counts, the case's current
     # queue for case measures.
     queue: ColumnElement[Any]
+    # The received time months and weeks are of: the referral's, or the case's (the same
+    # instant as its opening referral's, read from the case so its index serves).
+    received: ColumnElement[Any] = REFERRALS.c.received_at
 
 
 def _utc(column: ColumnElement[Any], sources: _Sources) -> ColumnElement[Any]:
@@ -112,15 +118,15 @@ def _utc(column: ColumnElement[Any], sources: _Sources) -> ColumnElement[Any]:
 
 def _month(s: _Sources) -> ColumnElement[Any]:
     if s.dialect == "postgresql":
-        return func.to_char(_utc(REFERRALS.c.received_at, s), "YYYY-MM")
-    return func.strftime("%Y-%m", REFERRALS.c.received_at)
+        return func.to_char(_utc(s.received, s), "YYYY-MM")
+    return func.strftime("%Y-%m", s.received)
 
 
 def _week(s: _Sources) -> ColumnElement[Any]:
     """The Monday the ISO week of the received date starts on."""
     if s.dialect == "postgresql":
-        return func.to_char(func.date_trunc("week", _utc(REFERRALS.c.received_at, s)), "YYYY-MM-DD")
-    return func.date(REFERRALS.c.received_at, "weekday 0", "-6 days")
+        return func.to_char(func.date_trunc("week", _utc(s.received, s)), "YYYY-MM-DD")
+    return func.date(s.received, "weekday 0", "-6 days")
 
 
 def _age_band(s: _Sources) -> ColumnElement[Any]:
@@ -370,6 +376,10 @@ async def run_report(
     """Compute one report (see the module docstring). Writes nothing."""
     spec = SPECS[name]
     dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        # Grouping and percentiles sort every row of the period; with the default 4 MB they
+        # spill to disk at a few hundred thousand referrals. For this transaction only.
+        await session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
     runner = _RUNNERS[name]
     groups = await runner(session, query, scope, dialect, now)
     result = ReportResult(
@@ -566,7 +576,7 @@ def _seconds(later: ColumnElement[Any], earlier: ColumnElement[Any], dialect: st
 async def _waits(
     session: AsyncSession, query: ReportQuery, scope: ReportScope, dialect: str, now: datetime
 ) -> list[dict[str, Any]]:
-    sources = _Sources(dialect, now, CASES.c.queue_id)
+    sources = _Sources(dialect, now, CASES.c.queue_id, CASES.c.received_at)
     dims, needs_decision = _dimension_columns(query, sources)
     c = CASES.c
     at_now = bindparam("report_now", now, type_=c.respond_by_at.type)
@@ -590,6 +600,8 @@ async def _waits(
     first = _seconds(c.first_contact_at, c.received_at, dialect)
     second = _seconds(c.second_contact_at, c.received_at, dialect)
     conditions = (
+        _in_period(CASES.c.received_at, query),
+        # The same instant on the opening referral: lets the planner range-scan both indexes.
         _in_period(REFERRALS.c.received_at, query),
         _in_scope(c.queue_id, scope),
     )
@@ -686,7 +698,7 @@ def _ranked_percentile(value: Any, rank: Any, count: Any, p: float) -> ColumnEle
 async def _waiting_list(
     session: AsyncSession, query: ReportQuery, scope: ReportScope, dialect: str, now: datetime
 ) -> list[dict[str, Any]]:
-    sources = _Sources(dialect, now, CASES.c.queue_id)
+    sources = _Sources(dialect, now, CASES.c.queue_id, CASES.c.received_at)
     dims, needs_decision = _dimension_columns(query, sources)
     c = CASES.c
     statement = select(*dims, func.count().label("waiting")).select_from(
@@ -696,6 +708,8 @@ async def _waiting_list(
         statement,
         c.status != CaseStatus.CLOSED.value,
         c.first_contact_at.is_(None),
+        _in_period(CASES.c.received_at, query),
+        # The same instant on the opening referral: lets the planner range-scan both indexes.
         _in_period(REFERRALS.c.received_at, query),
         _in_scope(c.queue_id, scope),
     ).group_by(*_ordinals(len(dims)))
@@ -705,7 +719,7 @@ async def _waiting_list(
 async def _triage_agreement(
     session: AsyncSession, query: ReportQuery, scope: ReportScope, dialect: str, now: datetime
 ) -> list[dict[str, Any]]:
-    sources = _Sources(dialect, now, CASES.c.queue_id)
+    sources = _Sources(dialect, now, CASES.c.queue_id, CASES.c.received_at)
     dims, _ = _dimension_columns(query, sources)
     c = CASES.c
     u = URGENCY_CHANGES.c
@@ -728,6 +742,8 @@ async def _triage_agreement(
         statement = statement.select_from(_case_source(True))
         statement = _where(
             statement,
+            _in_period(CASES.c.received_at, query),
+            # The same instant on the opening referral: lets the planner range-scan both indexes.
             _in_period(REFERRALS.c.received_at, query),
             _in_scope(c.queue_id, scope),
         ).group_by(*_ordinals(len(dims) + 2))
@@ -739,7 +755,7 @@ async def _triage_agreement(
 async def _access(
     session: AsyncSession, query: ReportQuery, scope: ReportScope, dialect: str, now: datetime
 ) -> list[dict[str, Any]]:
-    sources = _Sources(dialect, now, CASES.c.queue_id)
+    sources = _Sources(dialect, now, CASES.c.queue_id, CASES.c.received_at)
     dims, needs_decision = _dimension_columns(query, sources)
     c = CASES.c
     young = REFERRALS.c.age_years < ACCESS_UNDER_AGE
