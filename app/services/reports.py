@@ -720,26 +720,33 @@ async def _triage_agreement(
     session: AsyncSession, query: ReportQuery, scope: ReportScope, dialect: str, now: datetime
 ) -> list[dict[str, Any]]:
     sources = _Sources(dialect, now, CASES.c.queue_id, CASES.c.received_at)
-    dims, _ = _dimension_columns(query, sources)
+    dims, needs_decision = _dimension_columns(query, sources)
     c = CASES.c
     u = URGENCY_CHANGES.c
-    # The clinician's urgency: the latest re-grade's code (NULL: never re-graded).
-    regraded = (
-        select(u.to_code)
-        .where(u.case_id == c.id, u.source == "regrade")
-        .order_by(u.changed_at.desc(), u.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
+    # The clinician's urgency: the latest re-grade's code per case (no row: never re-graded).
+    # Re-grades are few, so ranking them all once is cheaper than a look-up per case.
+    ranked = select(
+        u.case_id,
+        u.to_code,
+        func.row_number()
+        .over(partition_by=u.case_id, order_by=(u.changed_at.desc(), u.id.desc()))
+        .label("latest"),
+    ).where(u.source == "regrade")
+    regrades = ranked.subquery("regrades")
+    latest = select(regrades.c.case_id, regrades.c.to_code).where(regrades.c.latest == 1)
+    regraded = latest.subquery("regraded")
     matrices = (
-        ("urgency", DECISIONS.c.urgency_code, regraded),
-        ("thrive", c.thrive_grouping_proposed, c.thrive_grouping),
+        ("urgency", DECISIONS.c.urgency_code, regraded.c.to_code, True),
+        ("thrive", c.thrive_grouping_proposed, c.thrive_grouping, needs_decision),
     )
     rows: list[dict[str, Any]] = []
-    for matrix, proposed, decided in matrices:
-        proposed_col, decided_col = proposed.label("proposed"), decided.label("decided")
-        statement = select(*dims, proposed_col, decided_col, func.count().label("cases"))
-        statement = statement.select_from(_case_source(True))
+    for matrix, proposed, decided, with_decision in matrices:
+        source = _case_source(with_decision)
+        if matrix == "urgency":
+            source = source.outerjoin(regraded, regraded.c.case_id == c.id)
+        statement = select(
+            *dims, proposed.label("proposed"), decided.label("decided"), func.count().label("cases")
+        ).select_from(source)
         statement = _where(
             statement,
             _in_period(CASES.c.received_at, query),
