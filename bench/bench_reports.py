@@ -44,6 +44,7 @@ from typing import Any
 import asyncpg
 import orjson
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bench import generate_data, harness
@@ -140,7 +141,12 @@ def _plan_summary(plan: str) -> dict[str, Any]:
 
 
 async def measure(
-    dsn: str, repeats: int, today: date, out_prefix: str, explain: bool = True
+    dsn: str,
+    repeats: int,
+    today: date,
+    out_prefix: str,
+    explain: bool = True,
+    only: frozenset[str] | None = None,
 ) -> dict[str, Any]:
     from app.config import Settings
     from app.db import create_engine
@@ -184,13 +190,26 @@ async def measure(
                 )
                 (harness.OUT / f"{out_prefix}_explain_baseline.txt").write_text(plan + "\n")
             for spec in PARAMETER_SETS:
+                if only is not None and spec.key not in only:
+                    continue
                 name = ReportName(spec.report)
                 query = parse_query(
                     name, None if not spec.dated else start, today, spec.by, today=today
                 )
                 scope = _scope(spec.scope)
                 captured.on, captured.statements = True, []
-                warm = await run_report(session, name, query, scope, now=now)
+                try:
+                    warm = await run_report(session, name, query, scope, now=now)
+                except DBAPIError as exc:  # e.g. the application's statement timeout
+                    captured.on = False
+                    await session.rollback()
+                    results[spec.key] = {
+                        "report": spec.report,
+                        "by": spec.by,
+                        "error": str(exc.orig),
+                    }
+                    print(f"  {spec.key:<40} FAILED: {exc.orig}", flush=True)
+                    continue
                 captured.on = False
                 # The queries (a report may also SET LOCAL a setting first: not a plan).
                 statements = [
@@ -263,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reload", action="store_true", help="drop and load the database again")
     parser.add_argument("--drop", action="store_true", help="drop the database at the end")
     parser.add_argument("--no-explain", action="store_true", help="skip EXPLAIN (ANALYZE)")
+    parser.add_argument(
+        "--only", default="", help="comma-separated parameter-set keys (default: all)"
+    )
     harness.add_smoke_argument(parser)
     args = parser.parse_args(argv)
     if args.smoke:
@@ -288,8 +310,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{loaded:,} referrals in {args.db}; {args.repeats} runs per parameter set", flush=True
         )
         today = datetime.now(UTC).date()
+        only = frozenset(k for k in args.only.split(",") if k) or None
         results = asyncio.run(
-            measure(dsn, args.repeats, today, prefix, explain=not args.no_explain)
+            measure(dsn, args.repeats, today, prefix, explain=not args.no_explain, only=only)
         )
         record = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -307,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         failures = [
             key
             for key, value in results.items()
-            if key != "baseline_count_12_months" and value["statements"] == 0
+            if key != "baseline_count_12_months" and ("error" in value or not value["statements"])
         ]
         if args.smoke:
             empty = [k for k, v in results.items() if k.startswith("referrals") and not v["rows"]]
