@@ -38,7 +38,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from sqlalchemy import Select, and_, event, or_, select
+from sqlalchemy import Select, and_, event, func, or_, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -276,14 +276,22 @@ def _referral_statement(period: ReportingPeriod) -> Select[Any]:
 
 def _contact_statement(period: ReportingPeriod) -> Select[Any]:
     """Every contact that took place in the period, with the reference of its case's opening
-    referral (the first received; every contact of a case belongs to that service request)."""
-    opening = (
-        select(Referral.reference)
-        .where(Referral.case_id == CaseContact.case_id)
-        .order_by(Referral.received_at, Referral.id)
-        .limit(1)
-        .correlate(CaseContact)
-        .scalar_subquery()
+    referral (the first received; every contact of a case belongs to that service request).
+
+    The opening referrals are numbered once for the cases with a contact in the period (a window
+    over those cases' referrals, joined back), not looked up once per contact."""
+    in_period = and_(CaseContact.occurred_at >= period.start, CaseContact.occurred_at < period.end)
+    cases_in_period = select(CaseContact.case_id).where(in_period)
+    numbered = (
+        select(
+            Referral.case_id,
+            Referral.reference,
+            func.row_number()
+            .over(partition_by=Referral.case_id, order_by=(Referral.received_at, Referral.id))
+            .label("position"),
+        )
+        .where(Referral.case_id.in_(cases_in_period))
+        .subquery("opening")
     )
     return (
         select(
@@ -291,9 +299,14 @@ def _contact_statement(period: ReportingPeriod) -> Select[Any]:
             CaseContact.occurred_at,
             CaseContact.mechanism,
             CaseContact.attendance,
-            opening.label("service_request"),
+            numbered.c.reference.label("service_request"),
         )
-        .where(CaseContact.occurred_at >= period.start, CaseContact.occurred_at < period.end)
+        .join(
+            numbered,
+            and_(numbered.c.case_id == CaseContact.case_id, numbered.c.position == 1),
+            isouter=True,
+        )
+        .where(in_period)
         .order_by(CaseContact.occurred_at, CaseContact.id)
     )
 
