@@ -148,10 +148,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.settings = settings
     # The ruleset served until start-up has asked the database; requests use RulesetDep.
     app.state.ruleset = ruleset
-    app.state.live_ruleset = LiveRuleset(ruleset, settings.ruleset_check_seconds)
     app.state.signposting = signposting_directory
     app.state.message_policy = MessagePolicy.from_settings(settings)
     app.state.clock = clock or Clock()
+    app.state.live_ruleset = LiveRuleset(
+        ruleset,
+        settings.ruleset_check_seconds,
+        seconds_now=lambda: float(app.state.clock.now().timestamp()),
+    )
     app.state.token_verifier = StaffTokenVerifier(settings)
     app.state.api_key_verifier = ApiKeyVerifier()
     app.state.migration_head = head_revision()

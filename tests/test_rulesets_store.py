@@ -369,7 +369,7 @@ async def test_a_process_checks_at_most_once_per_interval_and_switches_once(sess
     now = _now()
     await rulesets.bootstrap(session, DEFAULT, DEFAULT_TEXT, now)
     ticks = _Ticks()
-    live = rulesets.LiveRuleset(DEFAULT, 2.0, monotonic=ticks)
+    live = rulesets.LiveRuleset(DEFAULT, 2.0, seconds_now=ticks)
     east, _ = await rulesets.publish_ruleset(
         session, candidate_text(), label=None, actor_id="user-a", now=now
     )
@@ -381,6 +381,10 @@ async def test_a_process_checks_at_most_once_per_interval_and_switches_once(sess
     assert switched.version == east.version
     ticks.now = 3.0
     assert await live.for_request(session) is switched  # the compiled ruleset is reused
+    # A clock stepping backwards checks at once.
+    await rulesets.activate_ruleset(session, DEFAULT.version, actor_id="user-a", now=now)
+    ticks.now = 1.0
+    assert (await live.for_request(session)).version == DEFAULT.version
 
 
 def test_rules_check_validates_offline_naming_the_key(tmp_path, capsys):
