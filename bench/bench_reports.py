@@ -53,7 +53,9 @@ DEFAULT_DB = "frontdoor_bench_reports"
 DEFAULT_REFERRALS = 1_000_000
 SMOKE_PEOPLE = 300
 TARGET_P95_MS = 1000.0
-INDEX_IN_PLAN = re.compile(r"(?:Index|Index Only|Bitmap Index) Scan (?:Backward )?on (\w+)")
+INDEX_IN_PLAN = re.compile(
+    r"Index (?:Only )?Scan (?:Backward )?using (\w+)|Bitmap Index Scan on (\w+)"
+)
 SEQ_IN_PLAN = re.compile(r"Seq Scan on (\w+)")
 
 
@@ -135,7 +137,7 @@ def _plan_summary(plan: str) -> dict[str, Any]:
     return {
         "planning_ms": ms("Planning Time"),
         "execution_ms": ms("Execution Time"),
-        "indexes": sorted(set(INDEX_IN_PLAN.findall(plan))),
+        "indexes": sorted({a or b for a, b in INDEX_IN_PLAN.findall(plan)}),
         "seq_scans": sorted(set(SEQ_IN_PLAN.findall(plan))),
     }
 
@@ -218,10 +220,21 @@ async def measure(
                     if sql.lstrip().upper().startswith(("SELECT", "WITH"))
                 ]
                 samples = []
-                for _ in range(repeats):
-                    t0 = time.perf_counter()
-                    await run_report(session, name, query, scope, now=now)
-                    samples.append(time.perf_counter() - t0)
+                try:
+                    for _ in range(repeats):
+                        t0 = time.perf_counter()
+                        await run_report(session, name, query, scope, now=now)
+                        samples.append(time.perf_counter() - t0)
+                except DBAPIError as exc:
+                    await session.rollback()
+                    results[spec.key] = {
+                        "report": spec.report,
+                        "by": spec.by,
+                        "error": f"run {len(samples) + 1}: {exc.orig}",
+                        "completed_runs_ms": [round(x * 1000, 1) for x in samples],
+                    }
+                    print(f"  {spec.key:<40} FAILED on a timed run: {exc.orig}", flush=True)
+                    continue
                 plans = []
                 if explain:
                     for index, (statement, parameters) in enumerate(statements, start=1):
