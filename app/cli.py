@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay = rules_sub.add_parser(
         "replay",
         help="what-if: re-decide past referrals under the active ruleset and a candidate file "
-        "(reads only; audited; about 30 s per million referrals stored)",
+        "(reads only; audited; about 1-2 minutes per million referrals stored)",
     )
     replay.add_argument("file", help="the candidate ruleset (YAML); it is not stored")
     replay.add_argument("--from", dest="from_", default=None, help="first received date")

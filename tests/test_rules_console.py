@@ -68,7 +68,7 @@ async def test_an_admin_runs_a_what_if_and_sees_the_report(app, session, clock, 
     assert page.status_code == 200
     assert 'href="/console/rules"' in page.text  # in the menu
     assert version in page.text and active.version in page.text
-    assert "about 30 seconds for every million referrals" in page.text
+    assert "a minute or two for every million referrals" in page.text
     result = await console.post(
         "/console/rules/replay",
         data={

@@ -1,6 +1,6 @@
 """What-if replay of a stored candidate ruleset over past referrals (admins).
 
-Synchronous: the report is the response. Expect about 30 s per million referrals stored
+Synchronous: the report is the response. Expect about 1-2 minutes per million referrals stored
 (bench/RESULTS.md, "What-if replay"); docs/domain/rule-replay.md explains the report.
 """
 
@@ -71,7 +71,7 @@ async def run_replay(
     responses=errors_for(400, 401, 403, 404, 415, 422),
     dependencies=[JsonBody],
     summary="What-if: how a stored candidate ruleset would have decided past referrals "
-    "(admins; synchronous, about 30 s per million referrals stored)",
+    "(admins; synchronous, about 1-2 minutes per million referrals stored)",
 )
 async def replay_candidate(
     body: ReplayRequest, session: SessionDep, actor: AdminDep, clock: ClockDep
