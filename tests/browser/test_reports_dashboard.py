@@ -8,6 +8,7 @@ The figures themselves are compared with the API in tests/test_reports_dashboard
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -19,6 +20,7 @@ import pytest
 
 try:
     from playwright.sync_api import Page, expect
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
 except ImportError:  # reported by the browser_requirements fixture: skipped locally, fails in CI
     if os.environ.get("CI", "").lower() == "true":
         raise
@@ -70,6 +72,11 @@ def referred(live_server: str, staff_token: Any) -> None:
 
 def _no_sideways_scroll(page: Page, name: str) -> None:
     page.set_viewport_size(NARROW)  # type: ignore[arg-type]
+    # The NHS header's script re-lays its menu after a resize: give it a moment to settle.
+    with contextlib.suppress(PlaywrightTimeout):  # measured and reported below
+        page.wait_for_function(
+            f"() => document.documentElement.scrollWidth <= {NARROW['width']}", timeout=3000
+        )
     width = page.evaluate("() => document.documentElement.scrollWidth")
     page.screenshot(path=str(SCREENSHOTS / f"{name}-320.png"), full_page=True)
     page.set_viewport_size(DESKTOP)
