@@ -171,6 +171,10 @@ def test_fast_replay_equals_naive_full_evaluation():
     def urgency_and_routing(content: dict[str, Any]) -> None:
         content["routing"]["one_stop_shop_min_age_years"] = 16
         content["urgency"]["triggers"]["C"] = content["urgency"]["triggers"]["C"][:1]
+        # A district moved to another locality, and one served by none (out of area).
+        first, second = content["localities"][0], content["localities"][1]
+        second["postcode_districts"].append(first["postcode_districts"].pop(0))
+        first["postcode_districts"].pop(0)
 
     candidates = [
         active,

@@ -12,9 +12,10 @@ Bounded memory and time, without changing the answer:
   ``batch_size`` referrals, so none comes near the statement timeout), never all at once.
 - The engine is a pure function of the facts. The four outcomes compared read no personal
   identifier directly: the date of birth and received date only through the age in whole years
-  (and whether a date of birth was given), the postcode only through its district. So one
-  evaluation per distinct ``replay_key`` (every other fact as stored, plus those derived values)
-  serves every referral sharing it; the memo is bounded (``MEMO_LIMIT``) and cleared when full.
+  (and whether a date of birth was given), the postcode only through the locality serving its
+  district. Each stage of the engine runs once per distinct value of what it reads (``_Side``)
+  and serves every referral sharing it; each memo is bounded (``MEMO_LIMIT``) and cleared when
+  full.
   ``tests/test_replay.py`` checks the fast path against a naive full evaluation.
 - The report holds counters and at most ``EXAMPLES_PER_CHANGE`` referral ids per kind of
   change: ids only, never a person's details.
@@ -293,6 +294,7 @@ class _Side:
     def __init__(self, ruleset: Ruleset) -> None:
         self.ruleset = ruleset
         self.compiled = ruleset.compiled
+        self.locality_by_district = ruleset.compiled.locality_by_district
         self.eligibility: dict[tuple[Any, ...], Eligibility] = {}
         self.urgency: dict[tuple[Any, ...], UrgencyCode] = {}
         self.thrive: dict[UrgencyCode, str] = {}
@@ -300,11 +302,19 @@ class _Side:
 
     def outcome(self, row: _Row) -> OutcomeTuple:
         snapshot = row.snapshot
+        # The district is read only through the locality serving it (and whether it could be
+        # read at all); every district of one locality decides alike, so the locality is keyed.
+        district = row.district
+        locality = None if district is None else self.locality_by_district.get(district)
+        place = (district is not None, None if locality is None else locality.id)
         eligibility_key = (
             row.age,
             row.dob_given,
-            row.district,
-            *(snapshot.get(name) for name in ELIGIBILITY_FACTS),
+            place,
+            snapshot.get("camhs_status"),
+            snapshot.get("camhs_transition_planned"),
+            snapshot.get("amhs_threshold"),
+            snapshot.get("send"),
         )
         eligibility = self.eligibility.get(eligibility_key)
         if eligibility is None:
@@ -333,8 +343,11 @@ class _Side:
             eligibility.transition_support,
             code,
             row.age,
-            row.district,
-            *(snapshot.get(name) for name in ROUTING_FACTS),
+            place,
+            snapshot.get("channel"),
+            snapshot.get("site_id"),
+            snapshot.get("looked_after"),
+            snapshot.get("setting_preference"),
         )
         route = self.route.get(route_key)
         if route is None:
