@@ -192,6 +192,14 @@ class Case(Base):
         # Reports (docs/domain/reporting.md): cases by received date with what the case
         # measures read, so waits and agreement read the index, not the rows.
         Index("ix_cases_received_at", *CASE_REPORT_INDEX_COLUMNS),
+        # The CYP two-contact measure: cases by second attended contact.
+        Index(
+            "ix_cases_second_contact_at",
+            "second_contact_at",
+            postgresql_where=text("second_contact_at IS NOT NULL"),
+            sqlite_where=text("second_contact_at IS NOT NULL"),
+            postgresql_include=["queue_id", "person_id", "id"],
+        ),
         # At most one open case per person (episodic care joins it instead).
         Index(
             "uq_cases_one_open_per_person",

@@ -32,6 +32,19 @@ REFERRAL_REPORT_INDEX_COLUMNS = (
     "case_id",
     "id",
 )
+# What the case reports read of a case's opening referral (ix_referrals_opening).
+OPENING_REFERRAL_INCLUDE_COLUMNS = (
+    "age_years",
+    "received_at",
+    "channel",
+    "referrer_type",
+    "source_of_referral_code",
+    "eligibility_rule",
+    "locality_id",
+    "gender_code",
+    "ethnic_category_code",
+    "id",
+)
 # The reports' index on decisions: a referral's decision codes without reading its JSON.
 DECISION_REPORT_INDEX_COLUMNS = (
     "referral_id",
@@ -81,6 +94,15 @@ class Referral(Base):
         # in the index, so a report reads it alone (an index-only scan on PostgreSQL) and never
         # the wide rows (the payloads). See docs/domain/reporting.md.
         Index("ix_referrals_received_at", *REFERRAL_REPORT_INDEX_COLUMNS),
+        # Case reports: a case's opening referral by case id, carrying what they read of it
+        # (on PostgreSQL), so each case's look-up reads this index alone.
+        Index(
+            "ix_referrals_opening",
+            "case_id",
+            postgresql_where=text("disposition = 'case_opened'"),
+            sqlite_where=text("disposition = 'case_opened'"),
+            postgresql_include=list(OPENING_REFERRAL_INCLUDE_COLUMNS),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
