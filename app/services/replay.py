@@ -562,7 +562,7 @@ async def replay(
     """Replay every referral received in ``window`` under ``active`` and ``candidate``.
 
     Reads only; the caller audits the run. Time grows with the number of referrals stored
-    (every one is read by id to find those in the window): about 75 s of CPU per million,
+    (every one is read by id to find those in the window): about 50 s of CPU per million,
     client and server together (bench/RESULTS.md, "What-if replay").
     """
     replayer = Replayer(active, candidate, window)
