@@ -559,11 +559,37 @@ async def _referrals(
     return await _groups(session, statement)
 
 
-def _case_source(needs_decision: bool) -> Any:
+# Dimensions a case measure reads from the case itself (its received time, its current queue):
+# asked only these, a case report reads the cases alone.
+_CASE_DIMENSIONS = frozenset({"month", "week", "queue", "weeks_waiting"})
+
+
+def _needs_referral(query: ReportQuery) -> bool:
+    """Whether a case report must join each case's opening referral (a referral or decision
+    dimension is asked for)."""
+    return any(d not in _CASE_DIMENSIONS for d in query.by)
+
+
+def _case_source(needs_referral: bool, needs_decision: bool) -> Any:
+    """The cases, joined to their opening referral (and its decision) only when asked for.
+
+    Every case has exactly one opening referral, received at the case's own ``received_at``
+    (intake writes both from the same instant), so a case report that groups by case columns
+    only counts the same cases without the join."""
+    if not (needs_referral or needs_decision):
+        return CASES
     source = CASES.join(REFERRALS, _opening_referral())
     if needs_decision:
         source = source.join(DECISIONS, DECISIONS.c.referral_id == REFERRALS.c.id)
     return source
+
+
+def _case_period(query: ReportQuery, joined: bool) -> tuple[ColumnElement[bool], ...]:
+    """The period on the case's received time, and (when joined) on the opening referral's:
+    the same instant, so the planner can range-scan either index."""
+    if not joined:
+        return (_in_period(CASES.c.received_at, query),)
+    return (_in_period(CASES.c.received_at, query), _in_period(REFERRALS.c.received_at, query))
 
 
 def _seconds(later: ColumnElement[Any], earlier: ColumnElement[Any], dialect: str) -> Any:
@@ -599,13 +625,9 @@ async def _waits(
     waiting = and_(c.status != CaseStatus.CLOSED.value, c.first_contact_at.is_(None))
     first = _seconds(c.first_contact_at, c.received_at, dialect)
     second = _seconds(c.second_contact_at, c.received_at, dialect)
-    conditions = (
-        _in_period(CASES.c.received_at, query),
-        # The same instant on the opening referral: lets the planner range-scan both indexes.
-        _in_period(REFERRALS.c.received_at, query),
-        _in_scope(c.queue_id, scope),
-    )
-    source = _case_source(needs_decision)
+    joined = needs_decision or _needs_referral(query)
+    conditions = (*_case_period(query, joined), _in_scope(c.queue_id, scope))
+    source = _case_source(joined, needs_decision)
     if dialect == "postgresql":
         statement = select(
             *dims,
@@ -701,16 +723,18 @@ async def _waiting_list(
     sources = _Sources(dialect, now, CASES.c.queue_id, CASES.c.received_at)
     dims, needs_decision = _dimension_columns(query, sources)
     c = CASES.c
+    joined = needs_decision or _needs_referral(query)
     statement = select(*dims, func.count().label("waiting")).select_from(
-        _case_source(needs_decision)
+        _case_source(joined, needs_decision)
     )
+    # Not the period on the opening referral here: with no lower bound it would invite a scan
+    # of every referral; the waiting cases are few, and each finds its opening referral by
+    # ``ix_referrals_opening``.
     statement = _where(
         statement,
         c.status != CaseStatus.CLOSED.value,
         c.first_contact_at.is_(None),
         _in_period(CASES.c.received_at, query),
-        # The same instant on the opening referral: lets the planner range-scan both indexes.
-        _in_period(REFERRALS.c.received_at, query),
         _in_scope(c.queue_id, scope),
     ).group_by(*_ordinals(len(dims)))
     return await _groups(session, statement)
@@ -735,24 +759,24 @@ async def _triage_agreement(
     regrades = ranked.subquery("regrades")
     latest = select(regrades.c.case_id, regrades.c.to_code).where(regrades.c.latest == 1)
     regraded = latest.subquery("regraded")
+    # The urgency matrix compares with the engine's code, on the opening referral's decision;
+    # the THRIVE matrix reads the case alone unless a referral dimension is asked for.
+    needs_referral = _needs_referral(query)
     matrices = (
         ("urgency", DECISIONS.c.urgency_code, regraded.c.to_code, True),
         ("thrive", c.thrive_grouping_proposed, c.thrive_grouping, needs_decision),
     )
     rows: list[dict[str, Any]] = []
     for matrix, proposed, decided, with_decision in matrices:
-        source = _case_source(with_decision)
+        joined = with_decision or needs_referral
+        source = _case_source(joined, with_decision)
         if matrix == "urgency":
             source = source.outerjoin(regraded, regraded.c.case_id == c.id)
         statement = select(
             *dims, proposed.label("proposed"), decided.label("decided"), func.count().label("cases")
         ).select_from(source)
         statement = _where(
-            statement,
-            _in_period(CASES.c.received_at, query),
-            # The same instant on the opening referral: lets the planner range-scan both indexes.
-            _in_period(REFERRALS.c.received_at, query),
-            _in_scope(c.queue_id, scope),
+            statement, *_case_period(query, joined), _in_scope(c.queue_id, scope)
         ).group_by(*_ordinals(len(dims) + 2))
         for group in await _groups(session, statement):
             rows.append({"matrix": matrix, **group})
@@ -766,23 +790,30 @@ async def _access(
     dims, needs_decision = _dimension_columns(query, sources)
     c = CASES.c
     young = REFERRALS.c.age_years < ACCESS_UNDER_AGE
-    # One contact (MHS95): young people with an attended contact in the period.
-    one = select(*dims, func.count(func.distinct(c.person_id)).label("one_contact"))
-    contacts = CONTACTS.join(CASES, CASES.c.id == CONTACTS.c.case_id).join(
-        REFERRALS, _opening_referral()
+    # One contact (MHS95): young people with an attended contact in the period. The cases with
+    # one are found first, from the contacts' index alone (each case once, however many
+    # contacts it had), and only those cases are joined to their opening referral; the people
+    # are the same as joining every contact row, since only distinct people are counted.
+    contacted = (
+        select(CONTACTS.c.case_id)
+        .where(
+            CONTACTS.c.attendance == ContactAttendance.ATTENDED.value,
+            _in_period(CONTACTS.c.occurred_at, query),
+        )
+        .distinct()
+        .subquery("contacted")
     )
-    if needs_decision:
-        contacts = contacts.join(DECISIONS, DECISIONS.c.referral_id == REFERRALS.c.id)
+    one = select(*dims, func.count(func.distinct(c.person_id)).label("one_contact"))
     one = _where(
-        one.select_from(contacts),
-        CONTACTS.c.attendance == ContactAttendance.ATTENDED.value,
-        _in_period(CONTACTS.c.occurred_at, query),
+        one.select_from(
+            _case_source(True, needs_decision).join(contacted, contacted.c.case_id == c.id)
+        ),
         young,
         _in_scope(c.queue_id, scope),
     ).group_by(*_ordinals(len(dims)))
     # Two contacts (MHS69): referrals whose second attended contact fell in the period.
     two = select(*dims, func.count().label("two_contacts")).select_from(
-        _case_source(needs_decision)
+        _case_source(True, needs_decision)
     )
     two = _where(
         two,
