@@ -26,7 +26,7 @@ import structlog
 import yaml
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.errors import Conflict, NotFound
 from app.models import RulesetActivation, RulesetRecord
@@ -415,7 +415,22 @@ class LiveRuleset:
             return await self.refresh(session)
 
     async def refresh(self, session: AsyncSession) -> Ruleset:
-        """Check the database now; switch if another version was activated."""
+        """Check the database now; switch if another version was activated.
+
+        When the request's session is bound to the engine (every served request), the check
+        runs in a short transaction of its own, so the request's transaction does not begin
+        with a read: on SQLite in WAL mode a transaction that read first cannot later write once
+        another connection has committed (the rate limiter's count, another request), and
+        would fail as "database is locked". A session bound to a connection (a test's
+        transaction) is used as it is, so it sees what the test wrote.
+        """
+        bind = session.bind
+        if isinstance(bind, AsyncEngine):
+            async with AsyncSession(bind, expire_on_commit=False) as own:
+                return await self._refresh_on(own)
+        return await self._refresh_on(session)
+
+    async def _refresh_on(self, session: AsyncSession) -> Ruleset:
         version = await active_version(session)
         if version is not None and version != self._ruleset.version:
             ruleset = await stored_ruleset(session, version)
