@@ -207,7 +207,12 @@ async def test_fuzz(data, operation, mode, generation, fuzz_client, fuzz_world):
         current = await fuzz_client.get(f"/v1/cases/{case_id}", headers=fuzz_world["auth"]["staff"])
         credentials["If-Match"] = current.headers["etag"]
     response = await _send(fuzz_client, case, credentials)
-    checks = CHECKS if generation is GenerationMode.POSITIVE else [*CHECKS, negative_data_rejection]
+    checks = CHECKS
+    if generation is not GenerationMode.POSITIVE and response.status_code != 412:
+        # 412 (a stale or malformed If-Match) refuses the request before its body is used and
+        # writes nothing: a rejection, though not one schemathesis lists. Any other answer to
+        # schema-violating data must be one of the rejections it expects.
+        checks = [*CHECKS, negative_data_rejection]
     case.validate_response(_as_documented(response, operation), checks=checks)
     if operation.label not in SECURED:
         return
