@@ -22,12 +22,26 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH_SCRIPTS = (
     "bench_queues",
     "bench_triage",
+    "bench_mhsds_export",
+    "bench_replay",
+    "bench_reports",
+    "bench_ruleset_check",
     "generate_data",
     "intake_bench",
     "search_bench",
     "baseline_app",
     "loadgen",
 )
+
+
+# Modules of bench/ that are shared code, not scripts of their own.
+BENCH_LIBRARIES = {"__init__", "harness", "synth"}
+
+
+def test_every_bench_script_is_listed() -> None:
+    """A new benchmark is checked here too: every script in bench/ is in BENCH_SCRIPTS."""
+    scripts = {p.stem for p in (REPO / "bench").glob("*.py")} - BENCH_LIBRARIES
+    assert scripts == set(BENCH_SCRIPTS)
 
 
 @pytest.mark.parametrize("name", BENCH_SCRIPTS)
