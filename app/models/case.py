@@ -135,6 +135,7 @@ CASE_REPORT_INDEX_COLUMNS = (
     "closed_at",
     "thrive_grouping_proposed",
     "thrive_grouping",
+    "urgency_code",
     "person_id",
     "id",
 )

@@ -380,6 +380,13 @@ async def run_report(
         # Grouping and percentiles sort every row of the period; with the default 4 MB they
         # spill to disk at a few hundred thousand referrals. For this transaction only.
         await session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
+        # Plan each statement for its own period: the driver prepares statements, and after a
+        # few runs PostgreSQL may switch to a generic plan that cannot see how many rows the
+        # dates select (a nested loop over every case: past the statement timeout at 1M).
+        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        # No JIT: a report runs for well under a second, and compiling its expressions (which
+        # PostgreSQL's cost thresholds ask for at a million rows) took up to a quarter of that.
+        await session.execute(text("SET LOCAL jit = off"))
     runner = _RUNNERS[name]
     groups = await runner(session, query, scope, dialect, now)
     result = ReportResult(
@@ -759,17 +766,28 @@ async def _triage_agreement(
     regrades = ranked.subquery("regrades")
     latest = select(regrades.c.case_id, regrades.c.to_code).where(regrades.c.latest == 1)
     regraded = latest.subquery("regraded")
-    # The urgency matrix compares with the engine's code, on the opening referral's decision;
-    # the THRIVE matrix reads the case alone unless a referral dimension is asked for.
-    needs_referral = _needs_referral(query)
+    # The engine's urgency is its decision's code on the case's opening referral. A case's own
+    # urgency_code starts as that code and changes only with a row in case_urgency_changes (a
+    # re-grade, or a further referral raising it), so for a case without one it is the
+    # engine's code; only the (few) changed cases look their decision up, each once.
+    engine_code = (
+        select(DECISIONS.c.urgency_code)
+        .select_from(REFERRALS.join(DECISIONS, DECISIONS.c.referral_id == REFERRALS.c.id))
+        .where(_opening_referral())
+        .scalar_subquery()
+    )
+    changed = c.id.in_(select(u.case_id))
+    engine_urgency = case((changed, engine_code), else_=c.urgency_code)
+    # Neither matrix joins the opening referral unless a referral or decision dimension is
+    # asked for.
+    joined = needs_decision or _needs_referral(query)
     matrices = (
-        ("urgency", DECISIONS.c.urgency_code, regraded.c.to_code, True),
-        ("thrive", c.thrive_grouping_proposed, c.thrive_grouping, needs_decision),
+        ("urgency", engine_urgency, regraded.c.to_code),
+        ("thrive", c.thrive_grouping_proposed, c.thrive_grouping),
     )
     rows: list[dict[str, Any]] = []
-    for matrix, proposed, decided, with_decision in matrices:
-        joined = with_decision or needs_referral
-        source = _case_source(joined, with_decision)
+    for matrix, proposed, decided in matrices:
+        source = _case_source(joined, needs_decision)
         if matrix == "urgency":
             source = source.outerjoin(regraded, regraded.c.case_id == c.id)
         statement = select(

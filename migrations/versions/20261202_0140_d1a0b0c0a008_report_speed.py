@@ -1,6 +1,6 @@
 """report speed: indexes for the case reports at a million referrals
 
-Two indexes, no new columns (see docs/domain/reporting.md, "Indexes"):
+Indexes only, no new columns (see docs/domain/reporting.md, "Indexes"):
 
 - ``ix_referrals_opening``: each case's opening referral by ``case_id`` (partial: the
   ``case_opened`` referrals), carrying on PostgreSQL the referral columns the case reports
@@ -11,6 +11,8 @@ Two indexes, no new columns (see docs/domain/reporting.md, "Indexes"):
 - ``ix_cases_second_contact_at``: cases by second attended contact (partial: those with one),
   carrying the queue and person: the CYP two-contact measure ranges over it instead of every
   case.
+- ``ix_cases_received_at`` gains ``urgency_code`` (the case's own urgency: triage agreement
+  reads it from the index).
 
 Revision ID: d1a0b0c0a008
 Revises: d1a0b0c0a007
@@ -43,6 +45,22 @@ OPENING_REFERRAL_INCLUDE = (
     "id",
 )
 SECOND_CONTACT_INCLUDE = ("queue_id", "person_id", "id")
+# ix_cases_received_at of d1a0b0c0a007 with the case's urgency code added (triage agreement).
+CASE_REPORT_INDEX = (
+    "received_at",
+    "queue_id",
+    "status",
+    "respond_by_at",
+    "first_contact_at",
+    "second_contact_at",
+    "closed_at",
+    "thrive_grouping_proposed",
+    "thrive_grouping",
+    "urgency_code",
+    "person_id",
+    "id",
+)
+CASE_REPORT_INDEX_BEFORE = tuple(c for c in CASE_REPORT_INDEX if c != "urgency_code")
 
 
 def upgrade() -> None:
@@ -54,7 +72,9 @@ def upgrade() -> None:
         sqlite_where=sa.text("disposition = 'case_opened'"),
         postgresql_include=list(OPENING_REFERRAL_INCLUDE),
     )
-    # Plain create_index on cases (its generated column rules out a batch copy on SQLite).
+    # Plain drop/create_index on cases (its generated column rules out a batch copy on SQLite).
+    op.drop_index("ix_cases_received_at", table_name="cases")
+    op.create_index("ix_cases_received_at", "cases", list(CASE_REPORT_INDEX))
     op.create_index(
         "ix_cases_second_contact_at",
         "cases",
@@ -67,4 +87,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_cases_second_contact_at", table_name="cases")
+    op.drop_index("ix_cases_received_at", table_name="cases")
+    op.create_index("ix_cases_received_at", "cases", list(CASE_REPORT_INDEX_BEFORE))
     op.drop_index("ix_referrals_opening", table_name="referrals")
