@@ -426,8 +426,8 @@ async def _rules_replay(settings: Settings, args: argparse.Namespace) -> int:
 
     from app.db import create_engine, create_session_factory
     from app.errors import Unprocessable
-    from app.services import audit, rulesets
-    from app.services.replay import ReplayWindow, render_text, replay
+    from app.services import rulesets
+    from app.services.replay import ReplayWindow, audited_replay, render_text
     from app.triage import RulesetError
 
     text = _read_ruleset_file(args.file)
@@ -455,20 +455,13 @@ async def _rules_replay(settings: Settings, args: argparse.Namespace) -> int:
     try:
         async with create_session_factory(engine)() as session:
             active = await rulesets.active_ruleset(session)
-            report = await replay(session, active=active, candidate=candidate, window=window)
-            audit.record(
+            report = await audited_replay(
                 session,
                 actor=actor,
-                action="ruleset.replay",
-                resource_type="ruleset",
-                resource_id=candidate.version,
+                active=active,
+                candidate=candidate,
+                window=window,
                 now=Clock().now(),
-                details={
-                    "active_version": active.version,
-                    "from": None if window.start is None else window.start.isoformat(),
-                    "to": None if window.end is None else window.end.isoformat(),
-                    "referrals": report.referrals,
-                },
             )
             await session.commit()
     finally:

@@ -15,8 +15,7 @@ from app.errors import NotFound
 from app.responses import errors_for
 from app.schemas.replay import ReplayReport, ReplayRequest
 from app.security import Actor
-from app.services import audit
-from app.services.replay import ReplayWindow, replay
+from app.services.replay import ReplayWindow, audited_replay
 from app.services.rulesets import RulesetNotFound, active_ruleset, stored_ruleset
 from app.triage import Ruleset
 
@@ -46,20 +45,8 @@ async def run_replay(
     window (ids and dates only); the report as the API returns it. Shared with the console."""
     candidate = await candidate_ruleset(session, candidate_version)
     active = await active_ruleset(session)
-    report = await replay(session, active=active, candidate=candidate, window=window)
-    audit.record(
-        session,
-        actor=actor,
-        action="ruleset.replay",
-        resource_type="ruleset",
-        resource_id=candidate.version,
-        now=now,
-        details={
-            "active_version": active.version,
-            "from": None if window.start is None else window.start.isoformat(),
-            "to": None if window.end is None else window.end.isoformat(),
-            "referrals": report.referrals,
-        },
+    report = await audited_replay(
+        session, actor=actor, active=active, candidate=candidate, window=window, now=now
     )
     return report.to_dict()
 

@@ -37,6 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Unprocessable
 from app.models import Referral, TriageDecision
+from app.security import Actor
+from app.services import audit
 from app.triage import ReferralFacts, RiskAnswers, Ruleset, evaluate
 from app.triage.age import SERVICE_TIME_ZONE, age_on
 from app.triage.decision import Decision, Eligibility, UrgencyCode
@@ -594,6 +596,35 @@ async def replay(
         referrals=report.referrals,
         distinct_inputs=report.evaluations,
         stored_disagreements=report.stored_disagreements,
+    )
+    return report
+
+
+async def audited_replay(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    active: Ruleset,
+    candidate: Ruleset,
+    window: ReplayWindow,
+    now: datetime,
+) -> ReplayReport:
+    """``replay``, recorded in the audit trail with both versions, the window and the count
+    (ids and dates only): the one path the API, the console and the CLI take."""
+    report = await replay(session, active=active, candidate=candidate, window=window)
+    audit.record(
+        session,
+        actor=actor,
+        action="ruleset.replay",
+        resource_type="ruleset",
+        resource_id=candidate.version,
+        now=now,
+        details={
+            "active_version": active.version,
+            "from": None if window.start is None else window.start.isoformat(),
+            "to": None if window.end is None else window.end.isoformat(),
+            "referrals": report.referrals,
+        },
     )
     return report
 
