@@ -49,9 +49,11 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    null,
     or_,
     select,
     text,
+    union_all,
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -768,36 +770,52 @@ async def _triage_agreement(
     regraded = latest.subquery("regraded")
     # The engine's urgency is its decision's code on the case's opening referral. A case's own
     # urgency_code starts as that code and changes only with a row in case_urgency_changes (a
-    # re-grade, or a further referral raising it), so for a case without one it is the
-    # engine's code; only the (few) changed cases look their decision up, each once.
-    engine_code = (
-        select(DECISIONS.c.urgency_code)
-        .select_from(REFERRALS.join(DECISIONS, DECISIONS.c.referral_id == REFERRALS.c.id))
-        .where(_opening_referral())
-        .scalar_subquery()
-    )
-    changed = c.id.in_(select(u.case_id))
-    engine_urgency = case((changed, engine_code), else_=c.urgency_code)
-    # Neither matrix joins the opening referral unless a referral or decision dimension is
-    # asked for.
+    # re-grade, or a further referral raising it), so a case without one is counted by its own
+    # code (never re-graded: no clinician's code) from the case alone; only the (few) changed
+    # cases join their opening referral's decision and latest re-grade. The two parts are
+    # summed by group in the database.
+    changed = select(u.case_id)
     joined = needs_decision or _needs_referral(query)
-    matrices = (
-        ("urgency", engine_urgency, regraded.c.to_code),
-        ("thrive", c.thrive_grouping_proposed, c.thrive_grouping),
-    )
+    period = (*_case_period(query, joined), _in_scope(c.queue_id, scope))
+    unchanged = _where(
+        select(
+            *dims,
+            c.urgency_code.label("proposed"),
+            null().label("decided"),
+            func.count().label("cases"),
+        ).select_from(_case_source(joined, needs_decision)),
+        *period,
+        c.id.not_in(changed),
+    ).group_by(*_ordinals(len(dims) + 2))
+    regraded_cases = _where(
+        select(
+            *dims,
+            DECISIONS.c.urgency_code.label("proposed"),
+            regraded.c.to_code.label("decided"),
+            func.count().label("cases"),
+        ).select_from(_case_source(True, True).outerjoin(regraded, regraded.c.case_id == c.id)),
+        *_case_period(query, True),
+        _in_scope(c.queue_id, scope),
+        c.id.in_(changed),
+    ).group_by(*_ordinals(len(dims) + 2))
+    parts = union_all(unchanged, regraded_cases).subquery("parts")
+    keys = [parts.c[d] for d in (*query.by, "proposed", "decided")]
+    urgency = select(*keys, func.sum(parts.c.cases).label("cases")).group_by(*keys)
+    # THRIVE: the case's proposed and decided groupings, from the case alone unless a referral
+    # or decision dimension is asked for.
+    thrive = _where(
+        select(
+            *dims,
+            c.thrive_grouping_proposed.label("proposed"),
+            c.thrive_grouping.label("decided"),
+            func.count().label("cases"),
+        ).select_from(_case_source(joined, needs_decision)),
+        *period,
+    ).group_by(*_ordinals(len(dims) + 2))
     rows: list[dict[str, Any]] = []
-    for matrix, proposed, decided in matrices:
-        source = _case_source(joined, needs_decision)
-        if matrix == "urgency":
-            source = source.outerjoin(regraded, regraded.c.case_id == c.id)
-        statement = select(
-            *dims, proposed.label("proposed"), decided.label("decided"), func.count().label("cases")
-        ).select_from(source)
-        statement = _where(
-            statement, *_case_period(query, joined), _in_scope(c.queue_id, scope)
-        ).group_by(*_ordinals(len(dims) + 2))
+    for matrix, statement in (("urgency", urgency), ("thrive", thrive)):
         for group in await _groups(session, statement):
-            rows.append({"matrix": matrix, **group})
+            rows.append({"matrix": matrix, **group, "cases": int(group["cases"])})
     return rows
 
 
