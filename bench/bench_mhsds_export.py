@@ -110,29 +110,34 @@ def run_export(dsn: str, month: str, out: Path) -> dict[str, Any]:
 
 
 async def _baseline(dsn: str, month: str) -> dict[str, Any]:
-    """The same two statements through the same engine and cursor batches, rows discarded: what
-    reading the month costs before any code is mapped or any CSV written."""
+    """The same two statements read the same way as the export (COPY on PostgreSQL, a cursor's
+    batches elsewhere: ``_each_batch``), rows counted and discarded: what reading the month
+    costs before any code is mapped or any CSV written."""
     from app.config import Settings
     from app.exports.mhsds import (
         BATCH_ROWS,
         ReportingPeriod,
         _begin_snapshot,
         _contact_statement,
+        _each_batch,
         _referral_statement,
-        _stream,
         create_export_engine,
     )
 
     period = ReportingPeriod.parse(month)
     engine = create_export_engine(Settings(database_url=dsn))
     rows = 0
+
+    def count(batch: Any) -> None:
+        nonlocal rows
+        rows += len(batch)
+
     started = time.perf_counter()
     try:
         async with engine.connect() as conn:
             await _begin_snapshot(conn)
             for statement in (_referral_statement(period), _contact_statement(period)):
-                async for batch in _stream(conn, statement, BATCH_ROWS):
-                    rows += len(batch)
+                await _each_batch(conn, statement, BATCH_ROWS, count)
             await conn.rollback()
     finally:
         await engine.dispose()
