@@ -423,21 +423,31 @@ def _refused(request: Request, actor: Actor) -> Response:
     )
 
 
-async def _scope(
-    session: AsyncSession, actor: Actor, settings: Settings, name: ReportName, now: datetime
-) -> ReportScope | None:
+async def _open(
+    slug: str,
+    request: Request,
+    actor: Actor,
+    session: AsyncSession,
+    settings: Settings,
+    now: datetime,
+) -> tuple[PageSpec, ReportScope] | Response:
+    """The report a page or download names and the reader's scope for it, or the page that
+    says why not: 404 for no such report, 403 (audited as a refusal) for a role without reports."""
+    page = PAGES.get(slug)
+    if page is None:
+        return _not_found(request, actor)
     try:
-        return ReportScope.for_actor(actor, settings)
+        return page, ReportScope.for_actor(actor, settings)
     except Forbidden:
         await audit.record_refusal(
             session,
             actor=actor,
             action="read",
             resource_type="report",
-            resource_id=name.value,
+            resource_id=page.name.value,
             now=now,
         )
-        return None
+        return _refused(request, actor)
 
 
 def _query_string(filters: Filters, by: str, **extra: str) -> str:
@@ -463,13 +473,11 @@ async def report_csv(
 ) -> Response:
     """The CSV of one grouping, as ``GET /v1/reports/{report}`` with ``Accept: text/csv``
     (``by`` here is exactly the API's: dimensions separated by commas)."""
-    page = PAGES.get(slug)
-    if page is None:
-        return _not_found(request, actor)
     now = clock.now()
-    scope = await _scope(session, actor, settings, page.name, now)
-    if scope is None:
-        return _refused(request, actor)
+    opened = await _open(slug, request, actor, session, settings, now)
+    if isinstance(opened, Response):
+        return opened
+    page, scope = opened
     queues = await _queues(session, ruleset)
     params = request.query_params
     errors: dict[str, str] = {}
@@ -517,13 +525,11 @@ async def report_page(
     ruleset: RulesetDep,
 ) -> Response:
     """One report's page: the filters, then its charts and tables."""
-    page = PAGES.get(slug)
-    if page is None:
-        return _not_found(request, actor)
     now = clock.now()
-    scope = await _scope(session, actor, settings, page.name, now)
-    if scope is None:
-        return _refused(request, actor)
+    opened = await _open(slug, request, actor, session, settings, now)
+    if isinstance(opened, Response):
+        return opened
+    page, scope = opened
     queues = await _queues(session, ruleset)
     queue_names = {queue_id: name for queue_id, (name, _) in queues.items()}
     # The queues the reader may pick: a team lead's own, everyone else's all.
