@@ -236,6 +236,16 @@ TABLE_ORDER = tuple(COLUMNS)
 EQUITY_COLUMNS = ("gender_code", "ethnic_category_code")
 REPORTING_COLUMNS = ("age_years", "locality_id", "source_of_referral_code", "eligibility_rule")
 OPTIONAL_REFERRAL_COLUMNS = EQUITY_COLUMNS + REPORTING_COLUMNS
+# Case columns of later migrations, loaded when the schema has them (appended to the case row):
+# what the case carries of its opening referral and its latest attended contact (d1a0b0c0a009).
+OPTIONAL_CASE_COLUMNS = (
+    "engine_urgency_code",
+    "age_years",
+    "locality_id",
+    "gender_code",
+    "ethnic_category_code",
+    "last_contact_at",
+)
 
 
 @dataclass
@@ -331,9 +341,11 @@ def build_chunk(
     seed: int,
     now_iso: str,
     referral_columns: tuple[str, ...] = (),
+    case_columns: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Build the rows for people ``start`` .. ``start + count - 1`` (runs in a worker process);
-    ``referral_columns``: the ``OPTIONAL_REFERRAL_COLUMNS`` the schema has, filled in that order."""
+    ``referral_columns``, ``case_columns``: the ``OPTIONAL_REFERRAL_COLUMNS`` and
+    ``OPTIONAL_CASE_COLUMNS`` the schema has, filled in that order."""
     from app.services.persons import name_key
     from app.triage import evaluate
     from app.triage.decision import URGENCY_RANK, RouteKind
@@ -399,7 +411,7 @@ def build_chunk(
                 disposition = "signposted"
             else:
                 disposition = "case_opened"
-                open_case = _new_case(rng, person_id, decision, rank, received_at, now)
+                open_case = _new_case(rng, person_id, decision, rank, received_at, now, equity)
                 open_case["events"].append(
                     (received_at, "case_opened", "waiting", {"referral_id": referral_id})
                 )
@@ -471,7 +483,7 @@ def build_chunk(
             ),
         )
         for case in cases:
-            _finish_case(rng, chunk, case, now, ruleset)
+            _finish_case(rng, chunk, case, now, ruleset, case_columns)
     return chunk.result()
 
 
@@ -505,6 +517,27 @@ def _optional_values(
             values.append(reasons[0].rule if reasons else None)
         else:
             raise ValueError(f"no value for referrals.{column}")
+    return values
+
+
+def _optional_case_values(
+    columns: tuple[str, ...],
+    case: dict[str, Any],
+    contacts: list[tuple[datetime, str, str | None]],
+) -> list[Any]:
+    """The case's values for the optional columns the schema has (as the application keeps
+    them): the opening referral's, and the latest attended contact."""
+    values: list[Any] = []
+    for column in columns:
+        if column == "engine_urgency_code":
+            values.append(case["engine_code"])
+        elif column == "last_contact_at":
+            attended = [at for at, attendance, _ in contacts if attendance == "attended"]
+            values.append(_ts(max(attended)) if attended else None)
+        elif column in case["opening"]:
+            values.append(case["opening"][column])
+        else:
+            raise ValueError(f"no value for cases.{column}")
     return values
 
 
@@ -562,6 +595,7 @@ def _new_case(
     rank: int,
     received_at: datetime,
     now: datetime,
+    equity: dict[str, str | None],
 ) -> dict[str, Any]:
     days_open = max(1.0, rng.expovariate(1 / MEAN_CASE_DAYS))
     closed_at = received_at + timedelta(days=days_open)
@@ -575,6 +609,12 @@ def _new_case(
         "received_at": received_at,
         "respond_by_at": decision.urgency.respond_by_at,
         "thrive_grouping_proposed": decision.thrive_grouping.value,
+        # As intake copies them from the opening referral.
+        "opening": {
+            "age_years": decision.age_years,
+            "locality_id": decision.locality_id,
+            **equity,
+        },
         "closed_at": closed_at if closed_at <= now else None,
         "version": 1,
         "events": [],
@@ -671,7 +711,12 @@ def _regrade(rng: random.Random, case: dict[str, Any], at: datetime, by: str, ru
 
 
 def _finish_case(
-    rng: random.Random, chunk: _Chunk, case: dict[str, Any], now: datetime, ruleset: Any
+    rng: random.Random,
+    chunk: _Chunk,
+    case: dict[str, Any],
+    now: datetime,
+    ruleset: Any,
+    case_columns: tuple[str, ...] = (),
 ) -> None:
     """Give the case a status consistent with its age, its contacts (the first and second
     attended ones match ``cases.first_contact_at`` and ``second_contact_at``; missed ones are
@@ -808,6 +853,7 @@ def _finish_case(
             case["version"] + len(case["events"]) - 1,
             _ts(received_at),
             _ts(end),
+            *_optional_case_values(case_columns, case, contacts),
         ),
     )
     current = None
@@ -851,8 +897,10 @@ async def _copy_chunks(
     started = time.perf_counter()
     try:
         optional = await optional_referral_columns(conn)
+        optional_case = await optional_columns(conn, "cases", OPTIONAL_CASE_COLUMNS)
         columns = dict(COLUMNS)
         columns["referrals"] = COLUMNS["referrals"] + optional
+        columns["cases"] = COLUMNS["cases"] + optional_case
         # Rows are consistent by construction: skip per-row foreign-key triggers.
         await conn.execute("SET session_replication_role = replica")
         n_chunks = math.ceil(people / chunk_size)
@@ -874,6 +922,7 @@ async def _copy_chunks(
                             seed,
                             now_iso,
                             optional,
+                            optional_case,
                         )
                     )
                     next_chunk += 1
@@ -899,13 +948,21 @@ async def _copy_chunks(
 
 async def optional_referral_columns(conn: asyncpg.Connection) -> tuple[str, ...]:
     """The ``OPTIONAL_REFERRAL_COLUMNS`` the migrated schema has, in that order."""
+    return await optional_columns(conn, "referrals", OPTIONAL_REFERRAL_COLUMNS)
+
+
+async def optional_columns(
+    conn: asyncpg.Connection, table: str, candidates: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Those of ``candidates`` the migrated schema's ``table`` has, in that order."""
     rows = await conn.fetch(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
-        "AND table_name = 'referrals' AND column_name = ANY($1::text[])",
-        list(OPTIONAL_REFERRAL_COLUMNS),
+        "AND table_name = $1 AND column_name = ANY($2::text[])",
+        table,
+        list(candidates),
     )
     present = {row["column_name"] for row in rows}
-    return tuple(column for column in OPTIONAL_REFERRAL_COLUMNS if column in present)
+    return tuple(column for column in candidates if column in present)
 
 
 async def _vacuum(dsn: str) -> None:
@@ -1014,9 +1071,11 @@ WITH attended AS (
            row_number() OVER (PARTITION BY case_id ORDER BY occurred_at) AS n
     FROM case_contacts WHERE attendance = 'attended'
 ), per_case AS (
-    SELECT c.id, c.first_contact_at, c.second_contact_at, c.did_not_attend_count,
+    SELECT c.id, c.first_contact_at, c.second_contact_at, c.last_contact_at,
+           c.did_not_attend_count,
            (SELECT a.occurred_at FROM attended a WHERE a.case_id = c.id AND a.n = 1) AS first_at,
            (SELECT a.occurred_at FROM attended a WHERE a.case_id = c.id AND a.n = 2) AS second_at,
+           (SELECT max(a.occurred_at) FROM attended a WHERE a.case_id = c.id) AS last_at,
            (SELECT count(*) FROM case_contacts k
              WHERE k.case_id = c.id AND k.attendance = 'did_not_attend') AS missed
     FROM cases c
@@ -1024,7 +1083,17 @@ WITH attended AS (
 SELECT count(*) FROM per_case
 WHERE first_contact_at IS DISTINCT FROM first_at
    OR second_contact_at IS DISTINCT FROM second_at
+   OR last_contact_at IS DISTINCT FROM last_at
    OR did_not_attend_count <> missed
+"""
+# Cases whose copied report columns differ from their opening referral's (d1a0b0c0a009).
+OPENING_MISMATCH = """
+SELECT count(*) FROM cases c JOIN referrals r
+  ON r.case_id = c.id AND r.disposition = 'case_opened'
+  JOIN triage_decisions d ON d.referral_id = r.id
+WHERE (c.age_years, c.locality_id, c.gender_code, c.ethnic_category_code, c.engine_urgency_code)
+      IS DISTINCT FROM
+      (r.age_years, r.locality_id, r.gender_code, r.ethnic_category_code, d.urgency_code)
 """
 
 
@@ -1037,6 +1106,9 @@ def check_loaded(dsn: str, summary: LoadSummary) -> int:
         try:
             found = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLE_ORDER}
             found["contacts not matching their case"] = await conn.fetchval(CONTACT_MISMATCH)
+            found["cases not matching their opening referral"] = await conn.fetchval(
+                OPENING_MISMATCH
+            )
             found["cases with contacts"] = await conn.fetchval(
                 "SELECT count(DISTINCT case_id) FROM case_contacts"
             )
@@ -1063,8 +1135,13 @@ def check_loaded(dsn: str, summary: LoadSummary) -> int:
         problems.append("no contacts")
     if found["contacts not matching their case"]:
         problems.append(
-            f"{found['contacts not matching their case']} cases whose first or second contact "
-            "or did-not-attend count differs from their contact records"
+            f"{found['contacts not matching their case']} cases whose first, second or latest "
+            "contact or did-not-attend count differs from their contact records"
+        )
+    if found["cases not matching their opening referral"]:
+        problems.append(
+            f"{found['cases not matching their opening referral']} cases whose age, locality, "
+            "equity answers or engine's urgency differ from their opening referral's"
         )
     if found["orphan referrals"]:
         problems.append(f"{found['orphan referrals']} referrals without their person or case")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app.models import AuditEvent, CaseContact, CaseSupporter
+from app.models import AuditEvent, Case, CaseContact, CaseSupporter
 from tests.case_factories import add_case, if_match
 
 NORWICH = "cb-norwich"
@@ -86,6 +86,15 @@ async def test_contact_rules(
     assert summary["did_not_attend_count"] == dna
     assert body["waiting_clock"]["running"] is (first is None)
     assert _at(body["waiting_clock"]["stopped_at"]) == expect["first"]
+    # The latest attended contact, whatever order they were recorded in (the CYP one-contact
+    # report finds contacted cases by first and latest; docs/domain/reporting.md).
+    attended = [m for m, a in contacts if a == "attended"]
+    stored = await session.scalar(
+        select(Case.last_contact_at)
+        .where(Case.id == case.id)
+        .execution_options(populate_existing=True)
+    )
+    assert stored == (received + timedelta(minutes=max(attended)) if attended else None)
 
 
 async def test_contacts_are_listed_in_the_order_they_happened(

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Computed,
     ForeignKey,
     Index,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -136,9 +137,16 @@ CASE_REPORT_INDEX_COLUMNS = (
     "thrive_grouping_proposed",
     "thrive_grouping",
     "urgency_code",
+    "engine_urgency_code",
+    # As on the opening referral (copied when the case opens): what the case reports group by.
+    "age_years",
+    "locality_id",
+    "gender_code",
+    "ethnic_category_code",
     "person_id",
     "id",
 )
+OPENING_REPORT_COLUMNS = ("age_years", "locality_id", "gender_code", "ethnic_category_code")
 
 
 class Case(Base):
@@ -199,7 +207,22 @@ class Case(Base):
             "second_contact_at",
             postgresql_where=text("second_contact_at IS NOT NULL"),
             sqlite_where=text("second_contact_at IS NOT NULL"),
-            postgresql_include=["queue_id", "person_id", "id"],
+            postgresql_include=["queue_id", "person_id", *OPENING_REPORT_COLUMNS, "id"],
+        ),
+        # The CYP one-contact measure: cases by latest attended contact (with the first, the
+        # cases with an attended contact in a period are found here; docs/domain/reporting.md).
+        Index(
+            "ix_cases_last_contact_at",
+            "last_contact_at",
+            postgresql_where=text("last_contact_at IS NOT NULL"),
+            sqlite_where=text("last_contact_at IS NOT NULL"),
+            postgresql_include=[
+                "first_contact_at",
+                "queue_id",
+                "person_id",
+                *OPENING_REPORT_COLUMNS,
+                "id",
+            ],
         ),
         # At most one open case per person (episodic care joins it instead).
         Index(
@@ -232,6 +255,8 @@ class Case(Base):
     first_contact_at: Mapped[datetime | None]
     first_contact_type: Mapped[str | None] = mapped_column(String(32))
     second_contact_at: Mapped[datetime | None]
+    # The latest attended contact (the CYP one-contact measure finds contacted cases by it).
+    last_contact_at: Mapped[datetime | None]
     did_not_attend_count: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     # The clinical review of a case whose opening referral the engine sent for it: the engine's
     # decision is never edited; the case's effective eligibility follows the review.
@@ -252,6 +277,15 @@ class Case(Base):
     # The seq of the latest timeline event: appending an event bumps it in the same UPDATE as
     # the change it records (app.services.case_events), instead of asking for max(seq) first.
     last_event_seq: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    # The engine's urgency on the opening referral's decision (urgency_code starts as it):
+    # triage agreement's "proposed".
+    engine_urgency_code: Mapped[str | None] = mapped_column(String(1))
+    # As on the opening referral, copied when the case opens and never changed (the referral
+    # is not): the case reports' age, locality and equity dimensions read them from the case.
+    age_years: Mapped[int | None] = mapped_column(SmallInteger)
+    locality_id: Mapped[str | None] = mapped_column(String(64))
+    gender_code: Mapped[str | None] = mapped_column(String(2))
+    ethnic_category_code: Mapped[str | None] = mapped_column(String(2))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -614,11 +614,17 @@ async def open_or_join_case(
     now: datetime,
     *,
     person_is_new: bool,
+    gender_code: str | None,
+    ethnic_category_code: str | None,
 ) -> tuple[Case | None, str, bool]:
     """Join the person's open case if they have one; else open a case unless signposted.
 
     Returns the case (None when signposted), the referral's disposition (``case_opened``,
     ``joined_case`` or ``signposted``) and whether joining changed the case.
+
+    A case opened here carries what its opening referral records for the reports, as the
+    referral does: the age and locality of the decision and the equity answers given with this
+    referral (``gender_code``, ``ethnic_category_code``); docs/domain/reporting.md.
 
     A person this transaction has just recorded can have no case yet, and no other transaction
     can open one for them before this one commits (it cannot see them): their case needs
@@ -638,10 +644,15 @@ async def open_or_join_case(
         queue_id=decision.route.queue_id,
         status=next_status(None, CaseAction.OPEN).value,
         urgency_code=decision.urgency.code.value,
+        engine_urgency_code=decision.urgency.code.value,
         urgency_rank=URGENCY_RANK[decision.urgency.code],
         received_at=now,
         respond_by_at=decision.urgency.respond_by_at,
         thrive_grouping_proposed=decision.thrive_grouping.value,
+        age_years=decision.age_years,
+        locality_id=decision.locality_id,
+        gender_code=gender_code,
+        ethnic_category_code=ethnic_category_code,
         version=1,
         last_event_seq=0,
         did_not_attend_count=0,
@@ -926,8 +937,8 @@ def _check_contact_time(case: Case, occurred_at: datetime, now: datetime, field:
 
 
 def _count_contact(case: Case, contact: CaseContact) -> bool:
-    """Update the case's first/second attended times and did-not-attend count for a new
-    contact; whether it stopped the waiting clock."""
+    """Update the case's first, second and latest attended times and did-not-attend count for
+    a new contact; whether it stopped the waiting clock."""
     if contact.attendance == ContactAttendance.DID_NOT_ATTEND:
         case.did_not_attend_count = (case.did_not_attend_count or 0) + 1
     if contact.attendance != ContactAttendance.ATTENDED:
@@ -943,6 +954,8 @@ def _count_contact(case: Case, contact: CaseContact) -> bool:
         case.first_contact_type = contact.contact_type
     case.first_contact_at = times[0]
     case.second_contact_at = times[1] if len(times) > 1 else None
+    if case.last_contact_at is None or contact.occurred_at > case.last_contact_at:
+        case.last_contact_at = contact.occurred_at
     return stopped
 
 

@@ -257,7 +257,13 @@ async def submit_referral(
     facts = facts_from(body, now, known=known, contact_route=has_contact_route(body, actor, known))
     decision = evaluate(facts, ruleset)
     case, disposition, _ = await cases.open_or_join_case(
-        session, person, decision, now, person_is_new=person_created
+        session,
+        person,
+        decision,
+        now,
+        person_is_new=person_created,
+        gender_code=body.person.gender,
+        ethnic_category_code=body.person.ethnic_category,
     )
 
     referral = Referral(
