@@ -52,6 +52,10 @@ THRIVE = {"E": "getting_help", "D": "getting_more_help"}
 WINDOW_HOURS = {"E": 672, "D": 72}
 
 
+def _locality(queue: str | None) -> str:
+    return "norwich" if queue == "cb-norwich" else "lowestoft"
+
+
 class World:
     def __init__(self, session: Any, ruleset_version: str) -> None:
         self.session = session
@@ -94,6 +98,7 @@ class World:
                 queue_id=queue,
                 status=status,
                 urgency_code=urgency,
+                engine_urgency_code=urgency,
                 urgency_rank=4 if urgency == "E" else 3,
                 received_at=received_at,
                 respond_by_at=respond_by,
@@ -102,6 +107,10 @@ class World:
                 key_worker_id=None if status == "waiting" else "user-worker",
                 allocated_at=None if status == "waiting" else received_at,
                 thrive_grouping_proposed=THRIVE[urgency],
+                last_contact_at=second or first,
+                # As on the opening referral below (intake copies them when a case opens).
+                age_years=age,
+                locality_id=_locality(queue),
                 closed_at=(second or first or received_at) + timedelta(days=1)
                 if status == "closed"
                 else None,
@@ -143,7 +152,7 @@ class World:
             raw_payload={},
             normalised={},
             age_years=age,
-            locality_id="norwich" if queue == "cb-norwich" else "lowestoft",
+            locality_id=_locality(queue),
             source_of_referral_code="A1" if channel == "system" else "B1",
             eligibility_rule="AGE_IN_SCOPE",
             created_at=received_at,
@@ -766,6 +775,91 @@ async def test_intake_writes_the_reporting_columns_from_the_decision(
         output["codes"]["source_of_referral"],
         output["eligibility"]["reasons"][0]["rule"],
     )
+
+
+async def test_a_case_carries_its_opening_referrals_report_columns(client, staff_headers, session):
+    """Intake copies the opening referral's age, locality and equity answers onto the case (the
+    case reports read them there); a later referral joining the case changes none of them; and
+    migration d1a0b0c0a009's back-fill computes the same from the referrals and contacts."""
+    from tests.factories import referral_body
+
+    nhs = "9990000409"
+    body = referral_body("phone", age=15, nhs=nhs)
+    body["person"] |= {"gender": "3", "ethnic_category": "N"}
+    created = await client.post("/v1/referrals", json=body, headers=staff_headers())
+    assert created.status_code == 201, created.text
+    referral = await session.get(Referral, uuid.UUID(created.json()["id"]))
+    assert referral is not None and referral.case_id is not None
+    later = referral_body("phone", age=15, nhs=nhs)
+    later["person"] |= {"gender": "1", "ethnic_category": "A"}
+    joined = await client.post("/v1/referrals", json=later, headers=staff_headers())
+    assert joined.status_code == 201, joined.text
+    assert joined.json()["case_id"] == str(referral.case_id)
+    columns = (
+        Case.age_years,
+        Case.locality_id,
+        Case.gender_code,
+        Case.ethnic_category_code,
+        Case.engine_urgency_code,
+    )
+
+    async def stored() -> tuple[Any, ...]:
+        return tuple(
+            (await session.execute(select(*columns).where(Case.id == referral.case_id))).one()
+        )
+
+    decision = await session.scalar(
+        select(TriageDecision).where(TriageDecision.referral_id == referral.id)
+    )
+    assert decision is not None
+    opening = (15, referral.locality_id, "3", "N", decision.urgency_code)
+    assert referral.locality_id is not None
+    assert await stored() == opening
+    # Two attended contacts (recorded out of order) and a missed one after them.
+    for days, attendance in ((3, "attended"), (1, "attended"), (5, "did_not_attend")):
+        at = referral.received_at + timedelta(days=days)
+        session.add(
+            CaseContact(
+                case_id=referral.case_id,
+                occurred_at=at,
+                mechanism="telephone",
+                attendance=attendance,
+                with_whom="young_person",
+                recorded_by_id="user-worker",
+                recorded_at=at,
+            )
+        )
+    await session.commit()
+
+    import importlib.util
+    from pathlib import Path
+
+    path = (
+        Path(__file__).parents[1]
+        / "migrations/versions/20261202_0400_d1a0b0c0a009_case_report_columns.py"
+    )
+    spec = importlib.util.spec_from_file_location("case_report_columns_migration", path)
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    await session.execute(
+        update(Case)
+        .where(Case.id == referral.case_id)
+        .values(
+            age_years=None,
+            locality_id=None,
+            gender_code=None,
+            ethnic_category_code=None,
+            engine_urgency_code=None,
+        )
+    )
+    from sqlalchemy import text
+
+    for statement in migration.BACKFILL[session.get_bind().dialect.name]:
+        await session.execute(text(statement))
+    assert await stored() == opening
+    last = await session.scalar(select(Case.last_contact_at).where(Case.id == referral.case_id))
+    assert last == referral.received_at + timedelta(days=3)
 
 
 def test_every_report_is_a_route_and_the_query_types_are_stable():

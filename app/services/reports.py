@@ -49,11 +49,9 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
-    null,
     or_,
     select,
     text,
-    union_all,
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -112,6 +110,9 @@ class _Sources:
     # The received time months and weeks are of: the referral's, or the case's (the same
     # instant as its opening referral's, read from the case so its index serves).
     received: ColumnElement[Any] = REFERRALS.c.received_at
+    # Where the age, locality and equity answers are read: the referral, or (case measures)
+    # the case, which carries its opening referral's (copied when it opened).
+    opening: Table = REFERRALS
 
 
 def _utc(column: ColumnElement[Any], sources: _Sources) -> ColumnElement[Any]:
@@ -132,7 +133,7 @@ def _week(s: _Sources) -> ColumnElement[Any]:
 
 
 def _age_band(s: _Sources) -> ColumnElement[Any]:
-    age = REFERRALS.c.age_years
+    age = s.opening.c.age_years
     return case(
         *((age.between(low, high), literal(label)) for label, low, high in AGE_BANDS),
         (age > AGE_BANDS[-1][2], literal(AGE_BAND_OVER)),
@@ -154,6 +155,11 @@ def _column(column: ColumnElement[Any]) -> Callable[[_Sources], ColumnElement[An
     return lambda s: column
 
 
+def _opening(name: str) -> Callable[[_Sources], ColumnElement[Any]]:
+    """A column the referral records and a case carries from its opening referral."""
+    return lambda s: s.opening.c[name]
+
+
 # name -> (expression, needs the triage decision joined)
 DIMENSIONS: dict[str, tuple[Callable[[_Sources], ColumnElement[Any]], bool]] = {
     "month": (_month, False),
@@ -167,10 +173,10 @@ DIMENSIONS: dict[str, tuple[Callable[[_Sources], ColumnElement[Any]], bool]] = {
     "thrive_grouping": (_column(DECISIONS.c.thrive_grouping), True),
     "route_kind": (_column(DECISIONS.c.route_kind), True),
     "queue": (lambda s: s.queue, False),
-    "locality": (_column(REFERRALS.c.locality_id), False),
+    "locality": (_opening("locality_id"), False),
     "age_band": (_age_band, False),
-    "gender": (_column(REFERRALS.c.gender_code), False),
-    "ethnic_category": (_column(REFERRALS.c.ethnic_category_code), False),
+    "gender": (_opening("gender_code"), False),
+    "ethnic_category": (_opening("ethnic_category_code"), False),
     "weeks_waiting": (_weeks_waiting, False),
 }
 _COMMON = tuple(d for d in DIMENSIONS if d != "weeks_waiting")
@@ -568,9 +574,17 @@ async def _referrals(
     return await _groups(session, statement)
 
 
-# Dimensions a case measure reads from the case itself (its received time, its current queue):
-# asked only these, a case report reads the cases alone.
-_CASE_DIMENSIONS = frozenset({"month", "week", "queue", "weeks_waiting"})
+# Dimensions a case measure reads from the case itself (its received time, its current queue,
+# and what it carries of its opening referral): asked only these, a case report reads the cases
+# alone.
+_CASE_DIMENSIONS = frozenset(
+    {"month", "week", "queue", "weeks_waiting", "age_band", "locality", "gender", "ethnic_category"}
+)
+
+
+def _case_sources(dialect: str, now: datetime) -> _Sources:
+    """The sources of a case measure: the case's queue, received time and opening columns."""
+    return _Sources(dialect, now, CASES.c.queue_id, CASES.c.received_at, CASES)
 
 
 def _needs_referral(query: ReportQuery) -> bool:
@@ -611,7 +625,7 @@ def _seconds(later: ColumnElement[Any], earlier: ColumnElement[Any], dialect: st
 async def _waits(
     session: AsyncSession, query: ReportQuery, scope: ReportScope, dialect: str, now: datetime
 ) -> list[dict[str, Any]]:
-    sources = _Sources(dialect, now, CASES.c.queue_id, CASES.c.received_at)
+    sources = _case_sources(dialect, now)
     dims, needs_decision = _dimension_columns(query, sources)
     c = CASES.c
     at_now = bindparam("report_now", now, type_=c.respond_by_at.type)
@@ -729,7 +743,7 @@ def _ranked_percentile(value: Any, rank: Any, count: Any, p: float) -> ColumnEle
 async def _waiting_list(
     session: AsyncSession, query: ReportQuery, scope: ReportScope, dialect: str, now: datetime
 ) -> list[dict[str, Any]]:
-    sources = _Sources(dialect, now, CASES.c.queue_id, CASES.c.received_at)
+    sources = _case_sources(dialect, now)
     dims, needs_decision = _dimension_columns(query, sources)
     c = CASES.c
     joined = needs_decision or _needs_referral(query)
@@ -752,12 +766,13 @@ async def _waiting_list(
 async def _triage_agreement(
     session: AsyncSession, query: ReportQuery, scope: ReportScope, dialect: str, now: datetime
 ) -> list[dict[str, Any]]:
-    sources = _Sources(dialect, now, CASES.c.queue_id, CASES.c.received_at)
+    sources = _case_sources(dialect, now)
     dims, needs_decision = _dimension_columns(query, sources)
     c = CASES.c
     u = URGENCY_CHANGES.c
-    # The clinician's urgency: the latest re-grade's code per case (no row: never re-graded).
-    # Re-grades are few, so ranking them all once is cheaper than a look-up per case.
+    # The engine's urgency: the case's engine_urgency_code, copied from its opening decision.
+    # The clinician's: the latest re-grade's to_code per case (none: never re-graded; a raise
+    # by a later referral is the engine's again). Re-grades are few: ranked once and hashed.
     ranked = select(
         u.case_id,
         u.to_code,
@@ -766,43 +781,25 @@ async def _triage_agreement(
         .label("latest"),
     ).where(u.source == "regrade")
     regrades = ranked.subquery("regrades")
-    latest = select(regrades.c.case_id, regrades.c.to_code).where(regrades.c.latest == 1)
-    regraded = latest.subquery("regraded")
-    # The engine's urgency is its decision's code on the case's opening referral. A case's own
-    # urgency_code starts as that code and changes only with a row in case_urgency_changes (a
-    # re-grade, or a further referral raising it), so a case without one is counted by its own
-    # code (never re-graded: no clinician's code) from the case alone; only the (few) changed
-    # cases join their opening referral's decision and latest re-grade. The two parts are
-    # summed by group in the database.
-    changed = select(u.case_id)
+    regraded = (
+        select(regrades.c.case_id, regrades.c.to_code)
+        .where(regrades.c.latest == 1)
+        .subquery("regraded")
+    )
     joined = needs_decision or _needs_referral(query)
     period = (*_case_period(query, joined), _in_scope(c.queue_id, scope))
-    unchanged = _where(
+    urgency = _where(
         select(
             *dims,
-            c.urgency_code.label("proposed"),
-            null().label("decided"),
-            func.count().label("cases"),
-        ).select_from(_case_source(joined, needs_decision)),
-        *period,
-        c.id.not_in(changed),
-    ).group_by(*_ordinals(len(dims) + 2))
-    regraded_cases = _where(
-        select(
-            *dims,
-            DECISIONS.c.urgency_code.label("proposed"),
+            c.engine_urgency_code.label("proposed"),
             regraded.c.to_code.label("decided"),
             func.count().label("cases"),
-        ).select_from(_case_source(True, True).outerjoin(regraded, regraded.c.case_id == c.id)),
-        *_case_period(query, True),
-        _in_scope(c.queue_id, scope),
-        c.id.in_(changed),
+        ).select_from(
+            _case_source(joined, needs_decision).outerjoin(regraded, regraded.c.case_id == c.id)
+        ),
+        *period,
     ).group_by(*_ordinals(len(dims) + 2))
-    parts = union_all(unchanged, regraded_cases).subquery("parts")
-    keys = [parts.c[d] for d in (*query.by, "proposed", "decided")]
-    urgency = select(*keys, func.sum(parts.c.cases).label("cases")).group_by(*keys)
-    # THRIVE: the case's proposed and decided groupings, from the case alone unless a referral
-    # or decision dimension is asked for.
+    # THRIVE: the case's proposed and decided groupings.
     thrive = _where(
         select(
             *dims,
@@ -819,38 +816,50 @@ async def _triage_agreement(
     return rows
 
 
+def _contacted_in(query: ReportQuery) -> ColumnElement[bool]:
+    """Whether a case had an attended contact dated in the period, from the case's first and
+    latest attended contacts: every case with its first before the period's end and its latest
+    in or after its start, except one with contacts only either side of the period, which is
+    decided by its contact records (an index look-up, for those few cases only)."""
+    start, end = _bounds(query)
+    c = CASES.c
+    if start is None:
+        return c.first_contact_at < end
+    in_period = (
+        select(literal(1))
+        .select_from(CONTACTS)
+        .where(
+            CONTACTS.c.case_id == c.id,
+            CONTACTS.c.attendance == ContactAttendance.ATTENDED.value,
+            CONTACTS.c.occurred_at >= start,
+            CONTACTS.c.occurred_at < end,
+        )
+        .exists()
+    )
+    return and_(
+        c.last_contact_at >= start,
+        c.first_contact_at < end,
+        or_(c.first_contact_at >= start, c.last_contact_at < end, in_period),
+    )
+
+
 async def _access(
     session: AsyncSession, query: ReportQuery, scope: ReportScope, dialect: str, now: datetime
 ) -> list[dict[str, Any]]:
-    sources = _Sources(dialect, now, CASES.c.queue_id, CASES.c.received_at)
+    sources = _case_sources(dialect, now)
     dims, needs_decision = _dimension_columns(query, sources)
     c = CASES.c
-    young = REFERRALS.c.age_years < ACCESS_UNDER_AGE
-    # One contact (MHS95): young people with an attended contact in the period. The cases with
-    # one are found first, from the contacts' index alone (each case once, however many
-    # contacts it had), and only those cases are joined to their opening referral; the people
-    # are the same as joining every contact row, since only distinct people are counted.
-    contacted = (
-        select(CONTACTS.c.case_id)
-        .where(
-            CONTACTS.c.attendance == ContactAttendance.ATTENDED.value,
-            _in_period(CONTACTS.c.occurred_at, query),
-        )
-        .distinct()
-        .subquery("contacted")
-    )
+    young = c.age_years < ACCESS_UNDER_AGE
+    joined = needs_decision or _needs_referral(query)
+    source = _case_source(joined, needs_decision)
+    # One contact (MHS95): young people with an attended contact in the period, each once per
+    # group (a person may have had more than one case).
     one = select(*dims, func.count(func.distinct(c.person_id)).label("one_contact"))
     one = _where(
-        one.select_from(
-            _case_source(True, needs_decision).join(contacted, contacted.c.case_id == c.id)
-        ),
-        young,
-        _in_scope(c.queue_id, scope),
+        one.select_from(source), _contacted_in(query), young, _in_scope(c.queue_id, scope)
     ).group_by(*_ordinals(len(dims)))
     # Two contacts (MHS69): referrals whose second attended contact fell in the period.
-    two = select(*dims, func.count().label("two_contacts")).select_from(
-        _case_source(True, needs_decision)
-    )
+    two = select(*dims, func.count().label("two_contacts")).select_from(source)
     two = _where(
         two,
         c.second_contact_at.is_not(None),
