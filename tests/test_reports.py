@@ -482,6 +482,39 @@ async def test_access_counts_contacts_in_the_period(session, known):
     assert rows == [{"one_contact": 2, "two_contacts": 0, "suppressed": False}]
 
 
+async def test_access_a_case_with_contacts_either_side_of_the_period(session, known):
+    """A case whose first attended contact is before the period and latest after it counts
+    only if one of its contacts is in the period (looked up in its contact records)."""
+    from app.services.cases import _count_contact
+
+    # 2025-03-06 .. 2025-03-07: phone case 0 (second contact on the 6th), 2 and 3 (first on
+    # the 6th and 7th); case 1's contacts are on the 5th and the 8th, either side.
+    period = {"start": "2025-03-06", "end": "2025-03-07"}
+    rows = await _rows(session, ReportName.ACCESS, "", **period)
+    assert rows == [{"one_contact": 3, "two_contacts": 1, "suppressed": False}]
+    case_1 = known.cases[1]
+    assert case_1.first_contact_at is not None and case_1.last_contact_at is not None
+    assert case_1.first_contact_at.day == 5 and case_1.last_contact_at.day == 8
+    # An attended contact on the 7th, recorded late: neither its first nor its latest.
+    at = datetime(2025, 3, 7, 12, 0, tzinfo=UTC)
+    contact = CaseContact(
+        case_id=case_1.id,
+        occurred_at=at,
+        mechanism="telephone",
+        attendance="attended",
+        with_whom="young_person",
+        recorded_by_id="user-worker",
+        recorded_at=REPORT_NOW,
+    )
+    session.add(contact)
+    _count_contact(case_1, contact)
+    case_1.version += 1
+    await session.commit()
+    assert case_1.last_contact_at.day == 8 and case_1.second_contact_at == at
+    rows = await _rows(session, ReportName.ACCESS, "", **period)
+    assert rows == [{"one_contact": 4, "two_contacts": 2, "suppressed": False}]
+
+
 # Scope and disclosure control -------------------------------------------------------------------
 
 

@@ -52,6 +52,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union_all,
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -816,15 +817,16 @@ async def _triage_agreement(
     return rows
 
 
-def _contacted_in(query: ReportQuery) -> ColumnElement[bool]:
-    """Whether a case had an attended contact dated in the period, from the case's first and
-    latest attended contacts: every case with its first before the period's end and its latest
-    in or after its start, except one with contacts only either side of the period, which is
-    decided by its contact records (an index look-up, for those few cases only)."""
+def _contacted_in(query: ReportQuery) -> tuple[ColumnElement[bool], ...]:
+    """The cases with an attended contact dated in the period, as disjoint conditions on the
+    case's first and latest attended contacts: its first or latest is in the period; or (the
+    few with contacts either side of it, none of those two in it) one of its contact records
+    is. Separate statements, so each ranges over ``ix_cases_last_contact_at`` by itself (in
+    one OR the planner costs the contact look-up for every case and leaves the index)."""
     start, end = _bounds(query)
     c = CASES.c
     if start is None:
-        return c.first_contact_at < end
+        return (c.first_contact_at < end,)
     in_period = (
         select(literal(1))
         .select_from(CONTACTS)
@@ -836,11 +838,13 @@ def _contacted_in(query: ReportQuery) -> ColumnElement[bool]:
         )
         .exists()
     )
-    return and_(
+    first_or_latest = and_(
         c.last_contact_at >= start,
         c.first_contact_at < end,
-        or_(c.first_contact_at >= start, c.last_contact_at < end, in_period),
+        or_(c.first_contact_at >= start, c.last_contact_at < end),
     )
+    either_side = and_(c.last_contact_at >= end, c.first_contact_at < start, in_period)
+    return first_or_latest, either_side
 
 
 async def _access(
@@ -853,11 +857,22 @@ async def _access(
     joined = needs_decision or _needs_referral(query)
     source = _case_source(joined, needs_decision)
     # One contact (MHS95): young people with an attended contact in the period, each once per
-    # group (a person may have had more than one case).
-    one = select(*dims, func.count(func.distinct(c.person_id)).label("one_contact"))
-    one = _where(
-        one.select_from(source), _contacted_in(query), young, _in_scope(c.queue_id, scope)
-    ).group_by(*_ordinals(len(dims)))
+    # group (a person may have had more than one case, in either part).
+    parts = [
+        _where(
+            select(*dims, c.person_id.label("person_id")).select_from(source),
+            contacted,
+            young,
+            _in_scope(c.queue_id, scope),
+        )
+        for contacted in _contacted_in(query)
+    ]
+    either: Any = parts[0] if len(parts) == 1 else union_all(*parts)
+    contacted_cases = either.subquery("contacted")
+    keys = [contacted_cases.c[d] for d in query.by]
+    one = select(
+        *keys, func.count(func.distinct(contacted_cases.c.person_id)).label("one_contact")
+    ).group_by(*keys)
     # Two contacts (MHS69): referrals whose second attended contact fell in the period.
     two = select(*dims, func.count().label("two_contacts")).select_from(source)
     two = _where(
