@@ -239,7 +239,7 @@ OPTIONAL_REFERRAL_COLUMNS = EQUITY_COLUMNS + REPORTING_COLUMNS
 # Case columns of later migrations, loaded when the schema has them (appended to the case row):
 # what the case carries of its opening referral and its latest attended contact (d1a0b0c0a009).
 OPTIONAL_CASE_COLUMNS = (
-    "engine_urgency_code",
+    "opening_urgency_code",
     "age_years",
     "locality_id",
     "gender_code",
@@ -529,7 +529,7 @@ def _optional_case_values(
     them): the opening referral's, and the latest attended contact."""
     values: list[Any] = []
     for column in columns:
-        if column == "engine_urgency_code":
+        if column == "opening_urgency_code":
             values.append(case["engine_code"])
         elif column == "last_contact_at":
             attended = [at for at, attendance, _ in contacts if attendance == "attended"]
@@ -1091,7 +1091,7 @@ OPENING_MISMATCH = """
 SELECT count(*) FROM cases c JOIN referrals r
   ON r.case_id = c.id AND r.disposition = 'case_opened'
   JOIN triage_decisions d ON d.referral_id = r.id
-WHERE (c.age_years, c.locality_id, c.gender_code, c.ethnic_category_code, c.engine_urgency_code)
+WHERE (c.age_years, c.locality_id, c.gender_code, c.ethnic_category_code, c.opening_urgency_code)
       IS DISTINCT FROM
       (r.age_years, r.locality_id, r.gender_code, r.ethnic_category_code, d.urgency_code)
 """

@@ -98,7 +98,7 @@ class World:
                 queue_id=queue,
                 status=status,
                 urgency_code=urgency,
-                engine_urgency_code=urgency,
+                opening_urgency_code=urgency,
                 urgency_rank=4 if urgency == "E" else 3,
                 received_at=received_at,
                 respond_by_at=respond_by,
@@ -833,7 +833,7 @@ async def test_a_case_carries_its_opening_referrals_report_columns(client, staff
         Case.locality_id,
         Case.gender_code,
         Case.ethnic_category_code,
-        Case.engine_urgency_code,
+        Case.opening_urgency_code,
     )
 
     async def stored() -> tuple[Any, ...]:
@@ -883,7 +883,7 @@ async def test_a_case_carries_its_opening_referrals_report_columns(client, staff
             locality_id=None,
             gender_code=None,
             ethnic_category_code=None,
-            engine_urgency_code=None,
+            opening_urgency_code=None,
         )
     )
     from sqlalchemy import text

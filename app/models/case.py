@@ -137,7 +137,7 @@ CASE_REPORT_INDEX_COLUMNS = (
     "thrive_grouping_proposed",
     "thrive_grouping",
     "urgency_code",
-    "engine_urgency_code",
+    "opening_urgency_code",
     # As on the opening referral (copied when the case opens): what the case reports group by.
     "age_years",
     "locality_id",
@@ -278,8 +278,9 @@ class Case(Base):
     # the change it records (app.services.case_events), instead of asking for max(seq) first.
     last_event_seq: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     # The engine's urgency on the opening referral's decision (urgency_code starts as it):
-    # triage agreement's "proposed".
-    engine_urgency_code: Mapped[str | None] = mapped_column(String(1))
+    # triage agreement's "proposed". (The API's engine_urgency_code is another thing: the
+    # most urgent code the engine gave any of the case's referrals.)
+    opening_urgency_code: Mapped[str | None] = mapped_column(String(1))
     # As on the opening referral, copied when the case opens and never changed (the referral
     # is not): the case reports' age, locality and equity dimensions read them from the case.
     age_years: Mapped[int | None] = mapped_column(SmallInteger)

@@ -644,7 +644,7 @@ async def open_or_join_case(
         queue_id=decision.route.queue_id,
         status=next_status(None, CaseAction.OPEN).value,
         urgency_code=decision.urgency.code.value,
-        engine_urgency_code=decision.urgency.code.value,
+        opening_urgency_code=decision.urgency.code.value,
         urgency_rank=URGENCY_RANK[decision.urgency.code],
         received_at=now,
         respond_by_at=decision.urgency.respond_by_at,

@@ -771,7 +771,7 @@ async def _triage_agreement(
     dims, needs_decision = _dimension_columns(query, sources)
     c = CASES.c
     u = URGENCY_CHANGES.c
-    # The engine's urgency: the case's engine_urgency_code, copied from its opening decision.
+    # The engine's urgency: the case's opening_urgency_code, copied from its opening decision.
     # The clinician's: the latest re-grade's to_code per case (none: never re-graded; a raise
     # by a later referral is the engine's again). Re-grades are few: ranked once and hashed.
     ranked = select(
@@ -792,7 +792,7 @@ async def _triage_agreement(
     urgency = _where(
         select(
             *dims,
-            c.engine_urgency_code.label("proposed"),
+            c.opening_urgency_code.label("proposed"),
             regraded.c.to_code.label("decided"),
             func.count().label("cases"),
         ).select_from(

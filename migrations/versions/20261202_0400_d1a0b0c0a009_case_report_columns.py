@@ -8,7 +8,7 @@ after intake, so its report columns are copied onto the case when the case opens
 - ``cases.age_years``, ``locality_id``, ``gender_code``, ``ethnic_category_code``: as on the
   opening referral (age on its received date; the locality its postcode is in; the equity
   answers given then);
-- ``cases.engine_urgency_code``: the engine's urgency on the opening referral's decision (the
+- ``cases.opening_urgency_code``: the engine's urgency on the opening referral's decision (the
   case's own ``urgency_code`` starts as it and may be raised or re-graded since; triage
   agreement compares the two without looking up each decision);
 - ``cases.last_contact_at``: the latest attended contact (beside ``first_contact_at`` and
@@ -59,7 +59,7 @@ CASE_REPORT_INDEX_BEFORE = (
 )
 CASE_REPORT_INDEX = (
     *CASE_REPORT_INDEX_BEFORE[:-2],
-    "engine_urgency_code",
+    "opening_urgency_code",
     *OPENING_COLUMNS,
     "person_id",
     "id",
@@ -74,7 +74,7 @@ BACKFILL = {
     "postgresql": (
         "UPDATE cases SET age_years = r.age_years, locality_id = r.locality_id, "
         "gender_code = r.gender_code, ethnic_category_code = r.ethnic_category_code, "
-        "engine_urgency_code = d.urgency_code "
+        "opening_urgency_code = d.urgency_code "
         "FROM referrals r JOIN triage_decisions d ON d.referral_id = r.id "
         "WHERE r.case_id = cases.id AND r.disposition = 'case_opened'",
         "UPDATE cases SET last_contact_at = m.last FROM ("
@@ -84,7 +84,7 @@ BACKFILL = {
     # SQLite: correlated sub-selects, each through an index.
     "sqlite": (
         "UPDATE cases SET (age_years, locality_id, gender_code, ethnic_category_code, "
-        "engine_urgency_code) = ("
+        "opening_urgency_code) = ("
         "SELECT r.age_years, r.locality_id, r.gender_code, r.ethnic_category_code, "
         "d.urgency_code FROM referrals r JOIN triage_decisions d ON d.referral_id = r.id "
         "WHERE r.case_id = cases.id AND r.disposition = 'case_opened')",
@@ -112,7 +112,7 @@ def upgrade() -> None:
     op.add_column("cases", sa.Column("locality_id", sa.String(64), nullable=True))
     op.add_column("cases", sa.Column("gender_code", sa.String(2), nullable=True))
     op.add_column("cases", sa.Column("ethnic_category_code", sa.String(2), nullable=True))
-    op.add_column("cases", sa.Column("engine_urgency_code", sa.String(1), nullable=True))
+    op.add_column("cases", sa.Column("opening_urgency_code", sa.String(1), nullable=True))
     op.add_column("cases", sa.Column("last_contact_at", sa.DateTime(timezone=True), nullable=True))
     for statement in BACKFILL[op.get_bind().dialect.name]:
         op.execute(statement)
@@ -136,5 +136,5 @@ def downgrade() -> None:
     _second_contact_index(SECOND_CONTACT_INCLUDE_BEFORE)
     op.drop_index("ix_cases_received_at", table_name="cases")
     op.create_index("ix_cases_received_at", "cases", list(CASE_REPORT_INDEX_BEFORE))
-    for column in ("last_contact_at", "engine_urgency_code", *reversed(OPENING_COLUMNS)):
+    for column in ("last_contact_at", "opening_urgency_code", *reversed(OPENING_COLUMNS)):
         op.drop_column("cases", column)
