@@ -52,6 +52,19 @@ THRIVE = {"E": "getting_help", "D": "getting_more_help"}
 WINDOW_HOURS = {"E": 672, "D": 72}
 
 
+def _migration(name: str) -> Any:
+    """A migration module by file name, to run its back-fill statements in a test."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "migrations" / "versions" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"migration_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _locality(queue: str | None) -> str:
     return "norwich" if queue == "cb-norwich" else "lowestoft"
 
@@ -769,14 +782,7 @@ async def test_intake_writes_the_reporting_columns_from_the_decision(
     assert referral.eligibility_rule == output["eligibility"]["reasons"][0]["rule"]
 
     # The migration's back-fill computes the same from the stored decision.
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parents[1] / "migrations/versions/20261202_0030_d1a0b0c0a007_reporting.py"
-    spec = importlib.util.spec_from_file_location("reporting_migration", path)
-    assert spec is not None and spec.loader is not None
-    migration = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(migration)
+    migration = _migration("20261202_0030_d1a0b0c0a007_reporting")
     await session.execute(
         update(Referral)
         .where(Referral.id == referral.id)
@@ -864,17 +870,7 @@ async def test_a_case_carries_its_opening_referrals_report_columns(client, staff
         )
     await session.commit()
 
-    import importlib.util
-    from pathlib import Path
-
-    path = (
-        Path(__file__).parents[1]
-        / "migrations/versions/20261202_0400_d1a0b0c0a009_case_report_columns.py"
-    )
-    spec = importlib.util.spec_from_file_location("case_report_columns_migration", path)
-    assert spec is not None and spec.loader is not None
-    migration = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(migration)
+    migration = _migration("20261202_0400_d1a0b0c0a009_case_report_columns")
     await session.execute(
         update(Case)
         .where(Case.id == referral.case_id)

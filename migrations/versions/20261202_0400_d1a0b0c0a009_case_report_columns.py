@@ -94,13 +94,14 @@ BACKFILL = {
 }
 
 
-def _second_contact_index(include: Sequence[str]) -> None:
+def _contact_index(column: str, include: Sequence[str]) -> None:
+    """Cases by one of their contact times, partial on those that have it."""
     op.create_index(
-        "ix_cases_second_contact_at",
+        f"ix_cases_{column}",
         "cases",
-        ["second_contact_at"],
-        postgresql_where=sa.text("second_contact_at IS NOT NULL"),
-        sqlite_where=sa.text("second_contact_at IS NOT NULL"),
+        [column],
+        postgresql_where=sa.text(f"{column} IS NOT NULL"),
+        sqlite_where=sa.text(f"{column} IS NOT NULL"),
         postgresql_include=list(include),
     )
 
@@ -119,21 +120,14 @@ def upgrade() -> None:
     op.drop_index("ix_cases_received_at", table_name="cases")
     op.create_index("ix_cases_received_at", "cases", list(CASE_REPORT_INDEX))
     op.drop_index("ix_cases_second_contact_at", table_name="cases")
-    _second_contact_index(SECOND_CONTACT_INCLUDE)
-    op.create_index(
-        "ix_cases_last_contact_at",
-        "cases",
-        ["last_contact_at"],
-        postgresql_where=sa.text("last_contact_at IS NOT NULL"),
-        sqlite_where=sa.text("last_contact_at IS NOT NULL"),
-        postgresql_include=list(LAST_CONTACT_INCLUDE),
-    )
+    _contact_index("second_contact_at", SECOND_CONTACT_INCLUDE)
+    _contact_index("last_contact_at", LAST_CONTACT_INCLUDE)
 
 
 def downgrade() -> None:
     op.drop_index("ix_cases_last_contact_at", table_name="cases")
     op.drop_index("ix_cases_second_contact_at", table_name="cases")
-    _second_contact_index(SECOND_CONTACT_INCLUDE_BEFORE)
+    _contact_index("second_contact_at", SECOND_CONTACT_INCLUDE_BEFORE)
     op.drop_index("ix_cases_received_at", table_name="cases")
     op.create_index("ix_cases_received_at", "cases", list(CASE_REPORT_INDEX_BEFORE))
     for column in ("last_contact_at", "opening_urgency_code", *reversed(OPENING_COLUMNS)):
