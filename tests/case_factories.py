@@ -77,6 +77,8 @@ async def add_case(
         received_at=received_at,
         respond_by_at=respond_by_at,
         first_contact_at=first_contact_at,
+        # One attended contact (when any) is both the first and the latest.
+        last_contact_at=first_contact_at,
         first_contact_type="assessment" if first_contact_at else None,
         key_worker_id=key_worker_id,
         allocated_at=received_at if key_worker_id else None,
